@@ -1,0 +1,10 @@
+// One register_<area>(m) per bindings file; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fusedprop::bindings {
+
+void register_runtime(pybind11::module_& m);
+
+}  // namespace fusedprop::bindings

@@ -1,0 +1,10 @@
+// fusedprop._core: wires each area's bindings; each lives in its own file.
+#include <pybind11/pybind11.h>
+
+#include "bindings.h"
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fusedprop's compiled kernels (private: use fusedprop.functional)";
+    m.attr("__version__") = FUSEDPROP_VERSION;
+    fusedprop::bindings::register_runtime(m);
+}

@@ -1,0 +1,88 @@
+"""Threads, CPU information and the seeded generator.
+
+Thread settings belong to the compiled core; without it they only record the
+number (the Numba backend reads it, NumPy's BLAS is outside our control).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from . import backends
+
+_fallback_threads: int | None = None
+
+
+def _core():
+    return backends.core_module()
+
+
+def get_num_threads() -> int:
+    """Threads fusedprop's kernels use."""
+    core = _core()
+    if core is not None:
+        return core.get_num_threads()
+    if _fallback_threads is None:
+        return _default_num_threads()
+    return _fallback_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (``n >= 1``) in fusedprop's kernels."""
+    global _fallback_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n}")
+    core = _core()
+    if core is not None:
+        core.set_num_threads(int(n))
+    _fallback_threads = int(n)
+    backends.notify_num_threads(int(n))
+
+
+def _default_num_threads() -> int:
+    for var in ("FUSEDPROP_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_info() -> dict:
+    """The CPU, the features it offers, the kernel in use and the threads."""
+    core = _core()
+    info: dict = {"backend": backends.get_backend(), "num_threads": get_num_threads()}
+    if core is None:
+        info.update(cpu=platform.processor() or "unknown", isa="none (compiled core not loaded)", features={})
+        return info
+    info["cpu"] = core.cpu_model_name()
+    info["features"] = core.cpu_features()
+    if hasattr(core, "gemm_kernel_info"):
+        info.update(core.gemm_kernel_info())
+    else:
+        info["isa"] = "none (no GEMM kernels in this build)"
+    return info
+
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed fusedprop's generator (initialisation, ``randn``, shuffling in ``fit``)."""
+    global _generator
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+def generator() -> np.random.Generator:
+    """The generator ``manual_seed`` last seeded."""
+    return _generator
