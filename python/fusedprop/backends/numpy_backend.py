@@ -48,6 +48,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _forward(z: np.ndarray, name: str, slope: float) -> np.ndarray:
+    # NumPy turns 0-D results into scalars; keep arrays of the input's dtype.
+    return np.asarray(_forward_values(z, name, slope), dtype=z.dtype)
+
+
+def _forward_values(z, name, slope):
     dt = z.dtype.type
     with np.errstate(all="ignore"):  # ±Inf and NaN propagate as in PyTorch
         if name == "identity":
@@ -71,6 +76,10 @@ def _forward(z: np.ndarray, name: str, slope: float) -> np.ndarray:
 
 def _backward(grad_y: np.ndarray, saved, name: str, slope: float) -> np.ndarray:
     """dZ = dY * act'(.), with act' computed from what the forward saved."""
+    return np.asarray(_backward_values(grad_y, saved, name, slope), dtype=grad_y.dtype)
+
+
+def _backward_values(grad_y, saved, name, slope):
     dt = grad_y.dtype.type
     with np.errstate(all="ignore"):
         if name == "identity":
@@ -121,8 +130,13 @@ def matmul(a, b, out):
     return np.matmul(a, b, out=out)
 
 
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(..., features) as (batch, features); reshape(-1, ...) fails on size 0."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
 def _preactivation(x, weight, bias):
-    z = x.reshape(-1, x.shape[-1]) @ weight.T
+    z = _rows(x) @ weight.T
     if bias is not None:
         z += bias
     return z.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -152,9 +166,8 @@ def linear_forward(x, weight, bias, activation, negative_slope):
 
 def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_input_grad):
     v.check_linear_backward(grad_y, x, weight, saved, activation, negative_slope)
-    n_out, n_in = weight.shape
-    dz = _backward(grad_y, saved, activation, negative_slope).reshape(-1, n_out)
-    x2 = x.reshape(-1, n_in)
+    dz = _rows(_backward(grad_y, saved, activation, negative_slope))
+    x2 = _rows(x)
     grad_weight = dz.T @ x2
     grad_bias = dz.sum(axis=0)
     grad_x = (dz @ weight).reshape(x.shape) if needs_input_grad else None

@@ -1,0 +1,44 @@
+"""One `backend` fixture runs every test that asks for it once per backend.
+
+Backends that cannot run here (no compiled core, no Numba) are skipped with a
+reason; CI installs everything, so nothing is skipped there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+from fusedprop.backends import BACKENDS
+
+ALL_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The name of the active backend for this test; restored afterwards."""
+    name = request.param
+    if name not in fp.available_backends():
+        pytest.skip(f"backend {name!r} is not available here")
+    with fp.use_backend(name):
+        yield name
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261128)
+
+
+def reference():
+    """The NumPy reference backend module: the oracle (call it with float64 inputs)."""
+    from fusedprop.backends import numpy_backend
+
+    return numpy_backend
+
+
+def tolerance(dtype) -> dict:
+    """assert_allclose tolerances for results compared with a float64 oracle."""
+    if np.dtype(dtype) == np.float64:
+        return {"rtol": 1e-12, "atol": 1e-12}
+    return {"rtol": 1e-5, "atol": 1e-5}

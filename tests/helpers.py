@@ -1,0 +1,28 @@
+"""Array builders shared by the tests: layouts a user can hand over."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LAYOUTS = ("contiguous", "fortran", "strided", "negative")
+
+
+def make(rng, shape, dtype, layout="contiguous", scale=1.0):
+    """An array of `shape` in `layout`: C order, Fortran order, every other
+    element of a bigger buffer, or reversed along the last axis (negative stride)."""
+    shape = tuple(shape)
+    if layout == "contiguous":
+        return np.asarray(rng.standard_normal(shape) * scale, dtype=dtype)
+    if layout == "fortran":
+        return np.asfortranarray((rng.standard_normal(shape) * scale).astype(dtype))
+    if layout == "strided":
+        big = (rng.standard_normal(tuple(2 * s for s in shape)) * scale).astype(dtype)
+        return big[tuple(slice(None, None, 2) for _ in shape)]
+    if layout == "negative":
+        a = (rng.standard_normal(shape) * scale).astype(dtype)
+        return a[..., ::-1] if a.ndim else a
+    raise ValueError(layout)
+
+
+def f64(*arrays):
+    return tuple(None if a is None else np.asarray(a, dtype=np.float64) for a in arrays)
