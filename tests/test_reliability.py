@@ -1,0 +1,107 @@
+"""Determinism, thread safety and memory: the guarantees of README's
+Reliability section, on every backend."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+from fusedprop import functional as F
+from helpers import make
+
+SHAPE_BIG = (97, 301, 67)  # big enough to use several threads in the compiled core
+
+
+@pytest.fixture
+def threads():
+    """Set fusedprop's thread count for one test, then restore it."""
+    before = fp.get_num_threads()
+    yield fp.set_num_threads
+    fp.set_num_threads(before)
+
+
+def _forward_backward(x, w, b, activation):
+    y, saved = F.linear_forward(x, w, b, activation)
+    gy = np.cos(y)  # any fixed function of y
+    return (y,) + F.linear_backward(gy, x, w, saved, activation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_bitwise_identical_across_runs_and_thread_counts(backend, threads, rng, dtype, activation):
+    m, k, n = SHAPE_BIG
+    x, w, b = make(rng, (m, k), dtype), make(rng, (n, k), dtype), make(rng, (n,), dtype)
+    results = []
+    for n_threads in (1, 2, 3, 1):
+        threads(n_threads)
+        results.append(_forward_backward(x, w, b, activation) + (F.matmul(x, w.T),))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_many_python_threads_get_the_single_threaded_results(backend, rng):
+    """8 Python threads on separate data at once (the GIL is released in the core)."""
+    inputs = [(make(rng, (64, 96), np.float32), make(rng, (80, 96), np.float32), make(rng, (80,), np.float32))
+              for _ in range(8)]
+    expected = [_forward_backward(*args, "tanh") for args in inputs]
+    got: list = [None] * 8
+    errors: list = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                got[i] = _forward_backward(*inputs[i], "tanh")
+        except Exception as exc:  # reported below, not swallowed
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    for e, g in zip(expected, got):
+        for a, b in zip(e, g):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_no_reference_leak_on_inputs(backend, rng):
+    x, w, b = make(rng, (8, 16), np.float32), make(rng, (12, 16), np.float32), make(rng, (12,), np.float32)
+    out = np.empty((8, 12), np.float32)
+    for _ in range(10):  # warm up caches, lazy compilation
+        F.linear(x, w, b, "relu", out=out)
+        _forward_backward(x, w, b, "silu")
+    gc.collect()
+    before = [sys.getrefcount(a) for a in (x, w, b, out)]
+    for _ in range(500):
+        F.linear(x, w, b, "relu", out=out)
+        _forward_backward(x, w, b, "silu")
+        F.matmul(x, w.T)
+    gc.collect()
+    assert [sys.getrefcount(a) for a in (x, w, b, out)] == before
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_memory_is_stable_over_thousands_of_calls(backend, rng):
+    x, w, b = make(rng, (32, 64), np.float32), make(rng, (48, 64), np.float32), make(rng, (48,), np.float32)
+    for _ in range(200):
+        _forward_backward(x, w, b, "gelu")
+    gc.collect()
+    start = _rss_bytes()
+    for _ in range(3000):
+        _forward_backward(x, w, b, "gelu")
+    gc.collect()
+    grown = _rss_bytes() - start
+    # 3000 calls each allocate ~40 KB of results: a leak of even one would show as > 100 MB.
+    assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 3000 calls"
