@@ -1,19 +1,38 @@
 """fusedprop: fused dense-layer kernels and a PyTorch-style API for fast MLPs on the CPU."""
 
+import numpy as _np
+
 from ._version import __version__
 from .backends import available_backends, get_backend, set_backend, use_backend
 from ._runtime import cpu_info, get_num_threads, manual_seed, set_num_threads
 from . import functional
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
+from . import nn, optim
+
+float32 = _np.float32
+float64 = _np.float64
 
 __all__ = [
+    "Tensor",
     "__version__",
     "available_backends",
     "cpu_info",
+    "enable_grad",
+    "float32",
+    "float64",
     "functional",
     "get_backend",
     "get_num_threads",
+    "is_grad_enabled",
     "manual_seed",
+    "nn",
+    "no_grad",
+    "ones",
+    "optim",
+    "randn",
     "set_backend",
     "set_num_threads",
+    "tensor",
     "use_backend",
+    "zeros",
 ]

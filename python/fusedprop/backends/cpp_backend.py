@@ -18,3 +18,7 @@ _KERNELS = ("matmul", "linear", "linear_forward", "linear_backward", "activation
 for _name in _KERNELS:
     globals()[_name] = getattr(_core, _name, getattr(_reference, _name))
 del _name
+
+# Fused per-parameter optimizer updates (csrc/optim); the NumPy ones where _core predates them.
+from .optim_numpy import sgd_step, adam_step  # noqa: E402,F401
+sgd_step, adam_step = getattr(_core, "sgd_step", sgd_step), getattr(_core, "adam_step", adam_step)

@@ -172,3 +172,7 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     grad_bias = dz.sum(axis=0)
     grad_x = (dz @ weight).reshape(x.shape) if needs_input_grad else None
     return grad_x, grad_weight, grad_bias
+
+
+# ------------------------------------------------------------------ optimizers
+from .optim_numpy import sgd_step, adam_step  # noqa: E402,F401  (fused per-parameter updates)

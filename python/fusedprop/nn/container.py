@@ -1,0 +1,135 @@
+"""Sequential: runs its modules in order, fusing each Linear with the activation after it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import functional as F
+from .activation import _Activation
+from .linear import Linear
+from .module import Module, _addindent
+
+__all__ = ["Sequential"]
+
+
+class _FusedLinear:
+    """One step of the plan: ``Linear`` ``i`` with activation module ``j``, one kernel call each way."""
+
+    __slots__ = ("linear", "act", "indices")
+
+    def __init__(self, linear: Linear, act: _Activation, indices: tuple) -> None:
+        self.linear, self.act, self.indices = linear, act, indices
+
+    def __call__(self, x):
+        lin, act = self.linear, self.act
+        return F.linear(x, lin.weight, lin.bias, act.kernel_name, act.negative_slope, lin.training)
+
+
+class Sequential(Module):
+    """``Sequential(*modules)`` or ``Sequential(OrderedDict)``, as in PyTorch.
+
+    A ``Linear`` without its own activation followed by an activation module
+    (ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity) runs as ONE fused
+    kernel call forward (``linear_forward`` with that activation) and one
+    backward (``linear_backward``). ``self.fused`` lists the fused pairs as
+    ``(linear_index, activation_index, kernel_name)``; ``repr`` marks them.
+    """
+
+    def __init__(self, *args) -> None:
+        super().__init__()
+        self.__dict__["_plan"] = None
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(args):
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
+                self.add_module(str(i), m)
+
+    # -- mutation invalidates the plan
+    def __setattr__(self, name, value) -> None:
+        super().__setattr__(name, value)
+        if isinstance(value, Module) or name in self._modules:
+            self.__dict__["_plan"] = None
+
+    def __delattr__(self, name) -> None:
+        super().__delattr__(name)
+        self.__dict__["_plan"] = None
+
+    def add_module(self, name, module) -> None:
+        super().add_module(name, module)
+        self.__dict__["_plan"] = None
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        keys = list(self._modules)
+        return self._modules[keys[idx]]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        setattr(self, list(self._modules)[idx], module)
+
+    def __delitem__(self, idx) -> None:
+        keys = list(self._modules)
+        for k in (keys[idx] if isinstance(idx, slice) else [keys[idx]]):
+            delattr(self, k)
+        # PyTorch renumbers after a deletion
+        items = list(self._modules.items())
+        for k, _ in items:
+            self._parameters.pop(k, None)
+            object.__delattr__(self, k)
+        self._modules.clear()
+        for i, (_, m) in enumerate(items):
+            self.add_module(str(i), m)
+
+    # -- the plan
+    def _build_plan(self) -> list:
+        mods = [m for m in self._modules.values() if m is not None]
+        plan, i = [], 0
+        while i < len(mods):
+            m = mods[i]
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if type(m) is Linear and m.activation == "identity" and isinstance(nxt, _Activation):
+                plan.append(_FusedLinear(m, nxt, (i, i + 1)))
+                i += 2
+            else:
+                plan.append(m)
+                i += 1
+        self.__dict__["_plan"] = plan
+        return plan
+
+    @property
+    def fused(self) -> list:
+        """``(linear_index, activation_index, kernel_name)`` for each fused pair."""
+        plan = self._plan if self._plan is not None else self._build_plan()
+        return [(s.indices[0], s.indices[1], s.act.kernel_name) for s in plan if isinstance(s, _FusedLinear)]
+
+    def forward(self, x):
+        plan = self._plan
+        if plan is None:
+            plan = self._build_plan()
+        for step in plan:
+            x = step(x)
+        return x
+
+    def _child_lines(self) -> list:
+        fused = {i: j for i, j, _ in self.fused}
+        names = list(self._modules)
+        lines = []
+        for i, (name, m) in enumerate(self._modules.items()):
+            line = f"({name}): " + _addindent(repr(m), 2)
+            if i in fused:
+                line += f"  # fused with ({names[fused[i]]})"
+            lines.append(line)
+        return lines
