@@ -22,6 +22,16 @@ public:
         other.data_ = nullptr;
         other.capacity_ = 0;
     }
+    AlignedBuffer& operator=(AlignedBuffer&& other) noexcept {
+        if (this != &other) {
+            std::free(data_);
+            data_ = other.data_;
+            capacity_ = other.capacity_;
+            other.data_ = nullptr;
+            other.capacity_ = 0;
+        }
+        return *this;
+    }
     ~AlignedBuffer() { std::free(data_); }
 
     // Throws std::bad_alloc when the memory cannot be had (including a size

@@ -8,15 +8,18 @@ from ._runtime import cpu_info, get_num_threads, manual_seed, set_num_threads
 from . import functional
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
 from . import nn, optim
+from .train import TrainStep, fit, predict
 
 float32 = _np.float32
 float64 = _np.float64
 
 __all__ = [
     "Tensor",
+    "TrainStep",
     "__version__",
     "available_backends",
     "cpu_info",
+    "fit",
     "enable_grad",
     "float32",
     "float64",
@@ -29,6 +32,7 @@ __all__ = [
     "no_grad",
     "ones",
     "optim",
+    "predict",
     "randn",
     "set_backend",
     "set_num_threads",

@@ -1,0 +1,255 @@
+// The compiled training step: _core.TrainPlan, driven by fusedprop.train.
+//
+// Python passes the parameters, their gradient buffers and the optimizer
+// state on every step (they are the NumPy arrays users see); everything is
+// checked here, then the whole step — forward, loss, backward and the
+// optimizer update of every parameter — runs with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "bindings.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "train/train_step.h"
+
+namespace py = pybind11;
+
+namespace fusedprop::bindings {
+namespace {
+
+using train::LayerShape;
+using train::LossKind;
+using train::LossShape;
+using train::Reduction;
+
+// A C-contiguous array of T with exactly `shape`, else a clear error.
+template <class T>
+T* contiguous(const py::handle& obj, const std::string& what, std::vector<index_t> shape, bool writable) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " +
+                             std::string(py::str(py::type::of(obj).attr("__name__"))));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error("TrainStep: " + what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+                             ", got " + std::string(py::str(a.dtype())));
+    bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (std::size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
+    if (!same) throw py::value_error("TrainStep: " + what + " has shape " + std::string(py::str(py::tuple(
+                                         py::cast(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()))))) +
+                                     ", the plan expects another");
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error("TrainStep: " + what + " must be C-contiguous");
+    if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what + " is read-only");
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+struct SgdUpdate {
+    optim::SgdOptions options;
+};
+struct AdamUpdate {
+    optim::AdamOptions options;
+    bool amsgrad = false;
+};
+
+template <class T>
+struct ParamUpdate {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    std::size_t size = 0;
+    std::variant<std::monostate, SgdUpdate, AdamUpdate> rule;
+    T* state[3] = {nullptr, nullptr, nullptr};
+};
+
+class TrainPlan {
+public:
+    TrainPlan(const std::string& dtype, const std::vector<py::tuple>& layers, const std::string& loss,
+              const std::string& reduction, double label_smoothing) {
+        std::vector<LayerShape> shapes;
+        for (const auto& t : layers) {
+            LayerShape s;
+            auto act = layers::parse_activation(t[0].cast<std::string>());
+            if (!act) throw py::value_error("TrainPlan: unknown activation " + t[0].cast<std::string>());
+            s.activation = *act;
+            s.negative_slope = t[1].cast<double>();
+            s.has_bias = t[2].cast<bool>();
+            s.in_features = t[3].cast<index_t>();
+            s.out_features = t[4].cast<index_t>();
+            shapes.push_back(s);
+        }
+        LossShape l;
+        if (loss == "mse") l.kind = LossKind::mse;
+        else if (loss == "bce_with_logits") l.kind = LossKind::bce_with_logits;
+        else if (loss == "cross_entropy") l.kind = LossKind::cross_entropy;
+        else throw py::value_error("TrainPlan: unknown loss " + loss);
+        if (reduction == "mean") l.reduction = Reduction::mean;
+        else if (reduction == "sum") l.reduction = Reduction::sum;
+        else throw py::value_error("TrainPlan: reduction must be 'mean' or 'sum', got " + reduction);
+        l.label_smoothing = label_smoothing;
+        loss_kind_ = l.kind;
+        if (dtype == "float32") plan_ = std::make_unique<train::TrainStepPlan<float>>(shapes, l);
+        else if (dtype == "float64") plan_ = std::make_unique<train::TrainStepPlan<double>>(shapes, l);
+        else throw py::value_error("TrainPlan: dtype must be float32 or float64, got " + dtype);
+    }
+
+    // params/grads: [W0, b0 or None, W1, ...]; updates: one entry per
+    // parameter (None: not updated), see fusedprop/train.py.
+    double step(const py::array& x, const py::handle& y, const py::list& params, const py::list& grads,
+                const py::list& updates) {
+        return std::visit([&](auto& plan) { return run(*plan, x, y, params, grads, updates, true); }, plan_);
+    }
+
+    void forward(const py::array& x, const py::list& params, const py::array& out) {
+        std::visit([&](auto& plan) { infer(*plan, x, params, out); }, plan_);
+    }
+
+private:
+    template <class T>
+    static MatrixRef<const T> input_matrix(const py::array& x, index_t in_features) {
+        if (!x.dtype().is(py::dtype::of<T>()))
+            throw py::type_error("TrainStep: x must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+                                 ", got " + std::string(py::str(x.dtype())));
+        if (x.ndim() != 2 || x.shape(1) != in_features)
+            throw py::value_error("TrainStep: x must have shape (batch, " + std::to_string(in_features) + ")");
+        const auto item = static_cast<index_t>(sizeof(T));
+        if (x.strides(0) % item || x.strides(1) % item)
+            throw py::value_error("TrainStep: x has strides that are not a multiple of its item size");
+        return {static_cast<const T*>(x.data()), x.shape(0), x.shape(1), x.strides(0) / item, x.strides(1) / item};
+    }
+
+    template <class T>
+    std::vector<train::LayerTensors<T>> layer_tensors(const train::TrainStepPlan<T>& plan, const py::list& params,
+                                                      const py::list* grads) const {
+        const auto& shapes = plan.layers();
+        if (py::len(params) != 2 * shapes.size() || (grads && py::len(*grads) != 2 * shapes.size()))
+            throw py::value_error("TrainStep: expected a weight and a bias slot per layer");
+        std::vector<train::LayerTensors<T>> out(shapes.size());
+        for (std::size_t l = 0; l < shapes.size(); ++l) {
+            const std::string name = "layer " + std::to_string(l);
+            const index_t o = shapes[l].out_features, i = shapes[l].in_features;
+            out[l].weight = contiguous<T>(params[2 * l], name + " weight", {o, i}, false);
+            if (shapes[l].has_bias) out[l].bias = contiguous<T>(params[2 * l + 1], name + " bias", {o}, false);
+            if (grads) {
+                out[l].weight_grad = contiguous<T>((*grads)[2 * l], name + " weight grad", {o, i}, true);
+                if (shapes[l].has_bias)
+                    out[l].bias_grad = contiguous<T>((*grads)[2 * l + 1], name + " bias grad", {o}, true);
+            }
+        }
+        return out;
+    }
+
+    template <class T>
+    std::vector<ParamUpdate<T>> parse_updates(const std::vector<train::LayerTensors<T>>& tensors,
+                                              const train::TrainStepPlan<T>& plan, const py::list& params,
+                                              const py::list& updates) const {
+        if (py::len(updates) != py::len(params)) throw py::value_error("TrainStep: one update slot per parameter");
+        std::vector<ParamUpdate<T>> out;
+        for (std::size_t k = 0; k < py::len(params); ++k) {
+            const std::size_t l = k / 2;
+            const bool is_bias = k % 2 == 1;
+            if (is_bias && !plan.layers()[l].has_bias) continue;
+            const py::handle spec = updates[k];
+            if (spec.is_none()) continue;
+            ParamUpdate<T> u;
+            const auto& shape = plan.layers()[l];
+            std::vector<index_t> dims = is_bias ? std::vector<index_t>{shape.out_features}
+                                                : std::vector<index_t>{shape.out_features, shape.in_features};
+            u.size = static_cast<std::size_t>(is_bias ? shape.out_features : shape.out_features * shape.in_features);
+            u.param = contiguous<T>(params[k], "parameter " + std::to_string(k), dims, true);
+            u.grad = is_bias ? tensors[l].bias_grad : tensors[l].weight_grad;
+            const auto t = py::reinterpret_borrow<py::tuple>(spec);
+            const std::string kind = t[0].cast<std::string>();
+            const std::string what = "optimizer state of parameter " + std::to_string(k);
+            if (kind == "sgd") {
+                SgdUpdate s;
+                s.options.lr = t[1].cast<double>();
+                s.options.momentum = t[2].cast<double>();
+                s.options.dampening = t[3].cast<double>();
+                s.options.weight_decay = t[4].cast<double>();
+                s.options.nesterov = t[5].cast<bool>();
+                s.options.first_step = t[6].cast<bool>();
+                if (s.options.momentum != 0) u.state[0] = contiguous<T>(t[7], what, dims, true);
+                u.rule = s;
+            } else if (kind == "adam") {
+                AdamUpdate a;
+                a.options.step = t[1].cast<double>();
+                a.options.lr = t[2].cast<double>();
+                a.options.beta1 = t[3].cast<double>();
+                a.options.beta2 = t[4].cast<double>();
+                a.options.eps = t[5].cast<double>();
+                a.options.weight_decay = t[6].cast<double>();
+                a.options.decoupled = t[7].cast<bool>();
+                u.state[0] = contiguous<T>(t[8], what, dims, true);
+                u.state[1] = contiguous<T>(t[9], what, dims, true);
+                a.amsgrad = !t[10].is_none();
+                if (a.amsgrad) u.state[2] = contiguous<T>(t[10], what, dims, true);
+                u.rule = a;
+            } else {
+                throw py::value_error("TrainStep: unknown update rule " + kind);
+            }
+            out.push_back(u);
+        }
+        return out;
+    }
+
+    template <class T>
+    double run(train::TrainStepPlan<T>& plan, const py::array& x, const py::handle& y, const py::list& params,
+               const py::list& grads, const py::list& updates, bool) {
+        const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
+        const auto tensors = layer_tensors<T>(plan, params, &grads);
+        const auto rules = parse_updates<T>(tensors, plan, params, updates);
+        train::Target<T> target;
+        const index_t n_out = plan.layers().back().out_features;
+        if (loss_kind_ == LossKind::cross_entropy)
+            target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
+        else
+            target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
+
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
+        const double loss = plan.forward_backward(xm, target, tensors);
+        for (const auto& u : rules) {
+            if (auto* s = std::get_if<SgdUpdate>(&u.rule)) {
+                optim::sgd_step<T>(u.param, u.grad, u.state[0], u.size, s->options);
+            } else if (auto* a = std::get_if<AdamUpdate>(&u.rule)) {
+                optim::adam_step<T>(u.param, u.grad, u.state[0], u.state[1], a->amsgrad ? u.state[2] : nullptr,
+                                    u.size, a->options);
+            }
+        }
+        return loss;
+    }
+
+    template <class T>
+    void infer(train::TrainStepPlan<T>& plan, const py::array& x, const py::list& params, const py::array& out) {
+        const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
+        const auto tensors = layer_tensors<T>(plan, params, nullptr);
+        T* o = contiguous<T>(out, "out", {xm.rows, plan.layers().back().out_features}, true);
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(busy_);
+        plan.forward(xm, tensors, {o, xm.rows, plan.layers().back().out_features, plan.layers().back().out_features, 1});
+    }
+
+    std::variant<std::unique_ptr<train::TrainStepPlan<float>>, std::unique_ptr<train::TrainStepPlan<double>>> plan_;
+    LossKind loss_kind_ = LossKind::mse;
+    std::mutex busy_;
+};
+
+}  // namespace
+
+void register_train(py::module_& m) {
+    py::class_<TrainPlan>(m, "TrainPlan", "A compiled training step (private: use fusedprop.TrainStep)")
+        .def(py::init<const std::string&, const std::vector<py::tuple>&, const std::string&, const std::string&,
+                      double>(),
+             py::arg("dtype"), py::arg("layers"), py::arg("loss"), py::arg("reduction"), py::arg("label_smoothing"))
+        .def("step", &TrainPlan::step, py::arg("x"), py::arg("y"), py::arg("params"), py::arg("grads"),
+             py::arg("updates"))
+        .def("forward", &TrainPlan::forward, py::arg("x"), py::arg("params"), py::arg("out"));
+}
+
+}  // namespace fusedprop::bindings

@@ -1,0 +1,146 @@
+#include "train_step.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include "gemm/gemm.h"
+#include "layers/activation_kernels.h"
+
+namespace fusedprop::train {
+namespace {
+
+template <class T>
+MatrixRef<T> rows_of(T* data, index_t rows, index_t cols) {
+    return {data, rows, cols, cols, 1};
+}
+
+}  // namespace
+
+template <class T>
+TrainStepPlan<T>::TrainStepPlan(std::vector<LayerShape> layers, LossShape loss)
+    : layers_(std::move(layers)), loss_(loss) {
+    if (layers_.empty()) throw std::invalid_argument("TrainStepPlan: no layers");
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        if (l > 0 && layers_[l].in_features != layers_[l - 1].out_features)
+            throw std::invalid_argument("TrainStepPlan: layer widths do not chain");
+        widest_ = std::max({widest_, layers_[l].in_features, layers_[l].out_features});
+    }
+    outputs_.resize(layers_.size());
+    preactivations_.resize(layers_.size());
+}
+
+template <class T>
+void TrainStepPlan<T>::reserve(index_t batch) {
+    if (batch <= reserved_batch_) return;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const auto n = static_cast<std::size_t>(batch) * static_cast<std::size_t>(layers_[l].out_features);
+        outputs_[l].reserve(n);
+        if (layers::saved_for(layers_[l].activation) == layers::Saved::preactivation) preactivations_[l].reserve(n);
+    }
+    const auto widest = static_cast<std::size_t>(batch) * static_cast<std::size_t>(widest_);
+    grad_in_.reserve(widest);
+    grad_out_.reserve(widest);
+    grad_z_.reserve(widest);
+    reserved_batch_ = batch;
+}
+
+template <class T>
+MatrixRef<T> TrainStepPlan<T>::output(std::size_t l, index_t batch) const {
+    return rows_of(outputs_[l].data(), batch, layers_[l].out_features);
+}
+
+template <class T>
+MatrixRef<T> TrainStepPlan<T>::preactivation(std::size_t l, index_t batch) const {
+    if (layers::saved_for(layers_[l].activation) != layers::Saved::preactivation) return {};
+    return rows_of(preactivations_[l].data(), batch, layers_[l].out_features);
+}
+
+template <class T>
+void TrainStepPlan<T>::forward_layer(std::size_t l, MatrixRef<const T> in, const LayerTensors<T>& p,
+                                     MatrixRef<T> out, bool save) {
+    const LayerShape& shape = layers_[l];
+    const MatrixRef<const T> weight_t{p.weight, shape.in_features, shape.out_features, 1, shape.in_features};
+    gemm::Epilogue<T> ep;
+    ep.activation = shape.activation;
+    ep.negative_slope = static_cast<T>(shape.negative_slope);
+    ep.bias = p.bias;
+    if (save) ep.z = preactivation(l, in.rows);
+    gemm::gemm<T>(in, weight_t, out, ep);
+}
+
+template <class T>
+void TrainStepPlan<T>::forward(MatrixRef<const T> x, const std::vector<LayerTensors<T>>& params, MatrixRef<T> out) {
+    reserve(x.rows);
+    MatrixRef<const T> in = x;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        MatrixRef<T> y = l + 1 == layers_.size() ? out : output(l, x.rows);
+        forward_layer(l, in, params[l], y, false);
+        in = y;
+    }
+}
+
+template <class T>
+double TrainStepPlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& target,
+                                          const std::vector<LayerTensors<T>>& params) {
+    const index_t batch = x.rows;
+    reserve(batch);
+    const std::size_t n_layers = layers_.size();
+
+    // Forward: every layer's output stays in the plan for the backward.
+    MatrixRef<const T> in = x;
+    for (std::size_t l = 0; l < n_layers; ++l) {
+        forward_layer(l, in, params[l], output(l, batch), true);
+        in = output(l, batch);
+    }
+
+    // Loss and its gradient with respect to the last output.
+    const index_t n_out = layers_.back().out_features;
+    MatrixRef<T> grad = rows_of(grad_in_.data(), batch, n_out);
+    const MatrixRef<const T> logits = output(n_layers - 1, batch);
+    double loss = 0.0;
+    switch (loss_.kind) {
+        case LossKind::mse:
+            loss = mse_loss<T>(logits, rows_of(target.values, batch, n_out), loss_.reduction, grad);
+            break;
+        case LossKind::bce_with_logits:
+            loss = bce_with_logits_loss<T>(logits, rows_of(target.values, batch, n_out), loss_.reduction, grad);
+            break;
+        case LossKind::cross_entropy:
+            loss = cross_entropy_loss<T>(logits, target.classes, loss_.label_smoothing, loss_.reduction, grad);
+            break;
+    }
+
+    // Backward, last layer first.
+    for (std::size_t l = n_layers; l-- > 0;) {
+        const LayerShape& shape = layers_[l];
+        const LayerTensors<T>& p = params[l];
+        const MatrixRef<const T> layer_in = l == 0 ? x : MatrixRef<const T>(output(l - 1, batch));
+        MatrixRef<const T> saved{};
+        switch (layers::saved_for(shape.activation)) {
+            case layers::Saved::output: saved = output(l, batch); break;
+            case layers::Saved::preactivation: saved = preactivation(l, batch); break;
+            case layers::Saved::nothing: break;
+        }
+        const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, shape.out_features);
+        const MatrixRef<T> grad_z = rows_of(grad_z_.data(), batch, shape.out_features);
+        layers::activation_backward<T>(shape.activation, static_cast<T>(shape.negative_slope), grad_y, saved,
+                                       grad_z, p.bias_grad);
+
+        // dW = dZᵀ · X   (out x batch) · (batch x in)
+        gemm::gemm<T>(MatrixRef<const T>(grad_z).transposed(), layer_in,
+                      rows_of(p.weight_grad, shape.out_features, shape.in_features));
+        if (l > 0) {
+            // dX = dZ · W   (batch x out) · (out x in), the next gradient in.
+            gemm::gemm<T>(grad_z, rows_of<const T>(p.weight, shape.out_features, shape.in_features),
+                          rows_of(grad_out_.data(), batch, shape.in_features));
+            std::swap(grad_in_, grad_out_);
+        }
+    }
+    return loss;
+}
+
+template class TrainStepPlan<float>;
+template class TrainStepPlan<double>;
+
+}  // namespace fusedprop::train

@@ -1,0 +1,287 @@
+"""Whole-step training: ``TrainStep``, ``fit`` and ``predict``.
+
+``TrainStep(model, criterion, optimizer)`` is the PyTorch loop —
+``zero_grad``, forward, loss, ``backward``, ``step`` — as one call. On the
+cpp backend the whole step is ONE call into C++ with the GIL released:
+every layer's fused forward, the loss and its gradient, every fused
+backward and the optimizer update of every parameter, with the
+intermediate buffers kept between steps. The numpy and numba backends run
+the same step as a Python loop over their kernels.
+
+The parameters stay the arrays users see: after a step ``p.data`` holds the
+updated values, ``p.grad`` the batch's gradient and ``optimizer.state`` the
+moments, exactly as after the eager loop, so the two can be mixed freely.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import _runtime, backends
+from . import functional as F
+from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
+from .optim.adam import Adam
+from .tensor import Tensor
+
+__all__ = ["TrainStep", "fit", "predict"]
+
+
+class TrainStep:
+    """``step = TrainStep(model, criterion, optimizer); loss = step(x, y)``.
+
+    Supported: ``nn.Sequential`` chains of ``Linear`` layers, each optionally
+    followed by an activation module; ``MSELoss``, ``BCEWithLogitsLoss``,
+    ``CrossEntropyLoss`` (class-index targets, any label smoothing) with
+    reduction ``"mean"`` or ``"sum"``; ``SGD``, ``Adam``, ``AdamW``. Anything
+    else raises a TypeError naming the module it cannot compile.
+    """
+
+    def __init__(self, model, criterion, optimizer) -> None:
+        self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self._layers = compile_layers(model)
+        self._loss = compile_loss(criterion)
+        compile_optimizer(optimizer, self._layers)
+        in_model = {id(p) for s in self._layers for p in (s.linear.weight, s.linear.bias) if p is not None}
+        # The optimizer's other parameters get no gradient from this model: as
+        # after PyTorch's zero_grad(), they must not be stepped.
+        self._outside = [p for g in optimizer.param_groups for p in g["params"] if id(p) not in in_model]
+        self._dtype = self._layers[0].linear.weight.data.dtype
+        self._in = self._layers[0].linear.in_features
+        self._out = self._layers[-1].linear.out_features
+        self._plan = None
+
+    def __repr__(self) -> str:
+        chain = " -> ".join(f"Linear({s.linear.in_features}, {s.linear.out_features})"
+                            + ("" if s.activation == "identity" else f"+{s.activation}") for s in self._layers)
+        return f"TrainStep({chain}, {type(self.criterion).__name__}, {type(self.optimizer).__name__})"
+
+    def __call__(self, x, y) -> float:
+        x = _as_batch(x, self._dtype, self._in, "TrainStep")
+        target = targets_for(self._loss, y, x.shape[0], self._out, self._dtype)
+        if backends.current.NAME == "cpp":
+            return self._compiled_step(x, target)
+        return self._python_step(x, target)
+
+    # ------------------------------------------------------------- cpp path
+    def _compiled_plan(self):
+        if self._plan is None:
+            core = backends.core_module()
+            layers = [(s.activation, s.negative_slope, s.linear.bias is not None, s.linear.in_features,
+                       s.linear.out_features) for s in self._layers]
+            self._plan = core.TrainPlan(str(self._dtype), layers, self._loss.kind, self._loss.reduction,
+                                        self._loss.label_smoothing)
+        return self._plan
+
+    def _compiled_step(self, x, target) -> float:
+        plan = self._compiled_plan()
+        self._clear_outside_grads()
+        params, grads = [], []
+        for spec in self._layers:
+            for p in (spec.linear.weight, spec.linear.bias):
+                params.append(None if p is None else p.data)
+                grads.append(None if p is None else _grad_buffer(p))
+        updates = _update_rules(self.optimizer, self._layers)
+        return plan.step(x, target, params, grads, updates)
+
+    # ------------------------------------------------------ Python path
+    def _clear_outside_grads(self) -> None:
+        for p in self._outside:
+            p.grad = None
+
+    def _python_step(self, x, target) -> float:
+        self._clear_outside_grads()
+        inputs, saved = [x], []
+        for s in self._layers:
+            lin = s.linear
+            y, kept = F.linear_forward(inputs[-1], lin.weight.data, None if lin.bias is None else lin.bias.data,
+                                       s.activation, negative_slope=s.negative_slope)
+            inputs.append(y)
+            saved.append(kept)
+        out = Tensor(inputs.pop(), requires_grad=True)
+        loss = self.criterion(out, target)
+        loss.backward()
+        grad = out.grad
+        for i in reversed(range(len(self._layers))):
+            s = self._layers[i]
+            lin = s.linear
+            grad, gw, gb = F.linear_backward(grad, inputs[i], lin.weight.data, saved[i], s.activation,
+                                             negative_slope=s.negative_slope, needs_input_grad=i > 0)
+            lin.weight.grad = gw
+            if lin.bias is not None:
+                lin.bias.grad = gb
+        self.optimizer.step()
+        return float(loss.item())
+
+    # ------------------------------------------------------- inference
+    def _forward(self, x) -> np.ndarray:
+        """The model's output for x (no grad, nothing saved)."""
+        if backends.current.NAME == "cpp":
+            out = np.empty((x.shape[0], self._out), self._dtype)
+            params = [None if p is None else p.data for s in self._layers
+                      for p in (s.linear.weight, s.linear.bias)]
+            self._compiled_plan().forward(x, params, out)
+            return out
+        for s in self._layers:
+            lin = s.linear
+            x = F.linear(x, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
+                         negative_slope=s.negative_slope)
+        return x
+
+
+def _as_batch(x, dtype, n_in: int, fn: str) -> np.ndarray:
+    x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}: x must be a floating-point array, got dtype {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise ValueError(f"{fn}: x must have shape (batch, {n_in}), got {x.shape}")
+    return x.astype(dtype, copy=False)
+
+
+def _grad_buffer(p) -> np.ndarray:
+    """p.grad, allocated once and then overwritten in place by every step."""
+    g = p.grad
+    if g is None or g.shape != p.data.shape or g.dtype != p.data.dtype or not g.flags.c_contiguous \
+            or not g.flags.writeable:
+        g = np.empty_like(p.data)
+    p.grad = g
+    return g
+
+
+def _update_rules(optimizer, layers) -> list:
+    """One entry per parameter slot (weight, bias of each layer): how the C++
+    step updates it, with the optimizer's state arrays (created as the eager
+    optimizer would on its first step)."""
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    state = optimizer.state
+    adam = isinstance(optimizer, Adam)
+    rules = []
+    for s in layers:
+        for p in (s.linear.weight, s.linear.bias):
+            if p is None:
+                rules.append(None)
+                continue
+            g = group_of[id(p)]
+            st = state.get(p)
+            if adam:
+                if st is None:
+                    st = state[p] = {"step": 0.0, "exp_avg": np.zeros_like(p.data),
+                                     "exp_avg_sq": np.zeros_like(p.data)}
+                    if g["amsgrad"]:
+                        st["max_exp_avg_sq"] = np.zeros_like(p.data)
+                st["step"] += 1.0
+                beta1, beta2 = g["betas"]
+                rules.append(("adam", st["step"], g["lr"], beta1, beta2, g["eps"], g["weight_decay"],
+                              optimizer._decoupled, st["exp_avg"], st["exp_avg_sq"],
+                              st.get("max_exp_avg_sq") if g["amsgrad"] else None))
+            else:
+                first = False
+                buf = None
+                if g["momentum"] != 0:
+                    if st is None:
+                        st = state[p] = {"momentum_buffer": np.empty_like(p.data)}
+                        first = True
+                    buf = st["momentum_buffer"]
+                rules.append(("sgd", g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
+                              first, buf))
+    return rules
+
+
+# ------------------------------------------------------------------- fit
+
+def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
+        validation_data=None, progress: bool = True) -> dict:
+    """Train ``model`` on (X, y) with ``TrainStep``; returns the history.
+
+    ``history["loss"]`` holds each epoch's mean training loss (weighted by
+    batch size); with ``validation_data=(X_val, y_val)`` also
+    ``history["val_loss"]`` and, for CrossEntropyLoss, ``history["val_accuracy"]``.
+    Shuffling uses fusedprop's generator (``fp.manual_seed``). A tqdm progress
+    bar is shown when ``progress`` is true and stderr is a terminal.
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
+    step = TrainStep(model, criterion, optimizer)
+    X = _as_batch(X, step._dtype, step._in, "fit")
+    y = np.asarray(y)
+    if len(y) != len(X):
+        raise ValueError(f"fit: X has {len(X)} rows but y has {len(y)}")
+    n = len(X)
+    history: dict = {"loss": []}
+    if validation_data is not None:
+        history["val_loss"] = []
+        if step._loss.kind == "cross_entropy":
+            history["val_accuracy"] = []
+    bar = _progress_bar(epochs, progress)
+    model.train()
+    for _ in range(epochs):
+        order = _runtime.generator().permutation(n) if shuffle else np.arange(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            loss = step(X[idx], y[idx])
+            total += loss * (len(idx) if step._loss.reduction == "mean" else 1)
+        epoch_loss = total / n if step._loss.reduction == "mean" and n else total
+        history["loss"].append(epoch_loss)
+        postfix = {"loss": f"{epoch_loss:.4f}"}
+        if validation_data is not None:
+            val_loss, val_acc = _evaluate(step, *validation_data)
+            history["val_loss"].append(val_loss)
+            postfix["val_loss"] = f"{val_loss:.4f}"
+            if val_acc is not None:
+                history["val_accuracy"].append(val_acc)
+                postfix["val_acc"] = f"{val_acc:.4f}"
+        if bar is not None:
+            bar.set_postfix(postfix)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return history
+
+
+def _evaluate(step: TrainStep, X, y):
+    X = _as_batch(X, step._dtype, step._in, "fit: validation_data")
+    out = step._forward(X)
+    target = targets_for(step._loss, y, len(X), step._out, step._dtype)
+    from .tensor import no_grad
+
+    with no_grad():
+        loss = float(step.criterion(Tensor(out), target).item())
+    acc = float(np.mean(out.argmax(axis=1) == target)) if step._loss.kind == "cross_entropy" else None
+    return loss, acc
+
+
+def _progress_bar(total: int, progress: bool):
+    if not progress or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="epoch", leave=False)
+
+
+def predict(model, X, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for X in eval mode, ``batch_size`` rows at a time,
+    through the fused inference kernels."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
+    layers = compile_layers(model)
+    dtype = layers[0].linear.weight.data.dtype
+    X = _as_batch(X, dtype, layers[0].linear.in_features, "predict")
+    was_training = model.training
+    model.eval()
+    try:
+        out = np.empty((len(X), layers[-1].linear.out_features), dtype)
+        for start in range(0, len(X), batch_size):
+            h = X[start:start + batch_size]
+            for s in layers:
+                lin = s.linear
+                h = F.linear(h, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
+                             negative_slope=s.negative_slope)
+            out[start:start + batch_size] = h
+        return out
+    finally:
+        model.train(was_training)
