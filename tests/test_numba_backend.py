@@ -1,0 +1,105 @@
+"""What is particular to the Numba backend: threads, determinism, concurrency.
+
+The functional suite (test_functional.py) checks its results on every backend;
+these tests check how it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+from fusedprop import functional as F
+
+numba = pytest.importorskip("numba")
+
+
+@pytest.fixture
+def numba_backend():
+    from fusedprop.backends import numba_backend as nb
+
+    previous_threads = fp.get_num_threads()
+    with fp.use_backend("numba"):
+        yield nb
+    fp.set_num_threads(previous_threads)
+
+
+def test_numba_follows_fp_set_num_threads(numba_backend):
+    fp.set_num_threads(1)
+    assert numba_backend.get_num_threads() == 1
+    assert numba.get_num_threads() == 1
+    fp.set_num_threads(10_000)  # more than Numba's pool: capped
+    assert numba_backend.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+
+
+def _layer(rng, dtype, activation, m=300, k=70, n=200):
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    gy = rng.standard_normal((m, n)).astype(dtype)
+    y, saved = F.linear_forward(x, w, b, activation)
+    return (y,) + F.linear_backward(gy, x, w, saved, activation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "identity"])
+def test_numba_results_do_not_depend_on_thread_count(numba_backend, dtype, activation):
+    # 300 x 200 outputs: above the size at which the prange passes go parallel.
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        fp.set_num_threads(threads)
+        results.append(_layer(np.random.default_rng(7), dtype, activation))
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(one, many)  # bitwise, db included
+
+
+def test_numba_kernels_run_from_several_python_threads(numba_backend):
+    expected = _layer(np.random.default_rng(3), np.float32, "silu")
+    errors, outputs = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                outputs.append(_layer(np.random.default_rng(3), np.float32, "silu"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(outputs) == 20
+    for got in outputs:
+        for a, e in zip(got, expected):
+            np.testing.assert_array_equal(a, e)
+
+
+def test_numba_accepts_read_only_inputs(numba_backend):
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((6, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    for a in (x, w, b):
+        a.flags.writeable = False
+    y, saved = F.linear_forward(x, w, b, "tanh")
+    gy = np.ones_like(y)
+    gy.flags.writeable = False
+    got = F.linear_backward(gy, x, w, saved, "tanh") + (F.activation(x, "gelu"),)
+    with fp.use_backend("numpy"):
+        want = F.linear_backward(gy, x, w, saved, "tanh") + (F.activation(x, "gelu"),)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_numba_linear_into_non_contiguous_out(numba_backend):
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    buf = np.full((2, 3, 8), 9.0)
+    out = buf[..., ::2]
+    assert F.linear(x, w, b, "relu", out=out) is out
+    np.testing.assert_allclose(out, np.maximum(x @ w.T + b, 0), rtol=1e-12)
+    assert np.all(buf[..., 1::2] == 9.0)
