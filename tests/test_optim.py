@@ -1,0 +1,132 @@
+"""Optimizers: hyperparameter validation, param groups, and each backend's fused updates against NumPy's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+import fusedprop.nn as nn
+from fusedprop import optim
+from fusedprop.backends import optim_numpy
+
+
+def _params():
+    return nn.Linear(3, 2).parameters()
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: optim.SGD(_params(), lr=-0.1), "lr"),
+    (lambda: optim.SGD(_params(), lr=0.1, momentum=-0.5), "momentum"),
+    (lambda: optim.SGD(_params(), lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda: optim.SGD(_params(), lr=0.1, nesterov=True), "nesterov"),
+    (lambda: optim.SGD(_params(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
+    (lambda: optim.Adam(_params(), lr=-1e-3), "lr"),
+    (lambda: optim.Adam(_params(), betas=(1.0, 0.999)), r"betas\[0\]"),
+    (lambda: optim.Adam(_params(), betas=(0.9, -0.1)), r"betas\[1\]"),
+    (lambda: optim.Adam(_params(), eps=-1e-8), "eps"),
+    (lambda: optim.Adam(_params(), weight_decay=-0.1), "weight_decay"),
+    (lambda: optim.AdamW(_params(), betas=(0.9, 1.5)), r"betas\[1\]"),
+    (lambda: optim.AdamW(_params(), lr=float("nan")), "lr"),
+    (lambda: optim.SGD([], lr=0.1), "empty"),
+])
+def test_invalid_hyperparameters_raise_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_params_must_be_parameters():
+    with pytest.raises(TypeError, match="Parameter"):
+        optim.SGD([np.zeros(3)], lr=0.1)
+    with pytest.raises(TypeError, match="iterable"):
+        optim.SGD(nn.Linear(2, 2).weight, lr=0.1)
+
+
+def test_defaults_and_param_groups():
+    lin = nn.Linear(3, 2)
+    opt = optim.AdamW([{"params": [lin.weight]}, {"params": [lin.bias], "lr": 0.5, "weight_decay": 0.0}])
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["weight_decay"] == 1e-2
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["eps"] == 1e-8
+    lin.weight.grad = np.ones_like(lin.weight.data)
+    bias_before = lin.bias.data.copy()
+    opt.step()  # bias has no grad: untouched
+    np.testing.assert_array_equal(lin.bias.data, bias_before)
+    opt.zero_grad()
+    assert lin.weight.grad is None
+    with pytest.raises(ValueError, match="more than one"):
+        optim.SGD([{"params": [lin.weight]}, {"params": [lin.weight]}], lr=0.1)
+
+
+SGD_CONFIGS = [(0.1, 0.0, 0.0, 0.0, False), (0.1, 0.9, 0.0, 0.0, False), (0.05, 0.8, 0.3, 0.01, False),
+               (0.05, 0.9, 0.0, 1e-3, True)]
+ADAM_CONFIGS = [(1e-2, 0.9, 0.999, 1e-8, 0.0, False, False), (1e-2, 0.8, 0.99, 1e-8, 0.1, True, False),
+                (1e-2, 0.9, 0.999, 1e-8, 0.1, False, True), (1e-2, 0.3, 0.9, 1e-6, 0.1, True, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", SGD_CONFIGS)
+def test_backend_sgd_step_equals_numpy(backend, rng, dtype, config):
+    kernel = fp.backends.current.sgd_step
+    lr, momentum, dampening, wd, nesterov = config
+    p = rng.standard_normal((7, 33)).astype(dtype)
+    p_ref = p.copy()
+    buf, buf_ref = (np.empty_like(p), np.empty_like(p)) if momentum else (None, None)
+    for step in range(3):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        kernel(p, g, buf, lr, momentum, dampening, wd, nesterov, step == 0)
+        optim_numpy.sgd_step(p_ref, g, buf_ref, lr, momentum, dampening, wd, nesterov, step == 0)
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(p, p_ref, **tol)
+    if momentum:
+        np.testing.assert_allclose(buf, buf_ref, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", ADAM_CONFIGS)
+def test_backend_adam_step_equals_numpy(backend, rng, dtype, config):
+    kernel = fp.backends.current.adam_step
+    lr, beta1, beta2, eps, wd, amsgrad, decoupled = config
+    p = rng.standard_normal(101).astype(dtype)
+    state = [np.zeros_like(p) for _ in range(3)]
+    p_ref, state_ref = p.copy(), [s.copy() for s in state]
+    for step in range(1, 4):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        kernel(p, g, state[0], state[1], state[2] if amsgrad else None, float(step), lr, beta1, beta2, eps, wd,
+               decoupled)
+        optim_numpy.adam_step(p_ref, g, state_ref[0], state_ref[1], state_ref[2] if amsgrad else None, float(step),
+                              lr, beta1, beta2, eps, wd, decoupled)
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    for a, b in zip([p] + state, [p_ref] + state_ref):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_backend_kernels_reject_bad_arrays(backend):
+    sgd, adam = fp.backends.current.sgd_step, fp.backends.current.adam_step
+    p = np.zeros((2, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="grad has shape"):
+        sgd(p, np.zeros((3, 2), np.float32), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match="grad has dtype float64"):
+        sgd(p, np.zeros((2, 3)), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="momentum_buffer is required"):
+        sgd(p, np.zeros_like(p), None, 0.1, 0.9, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        sgd(np.zeros((3, 2), np.float32).T, np.zeros_like(p), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        sgd(np.zeros(3, np.int32), np.zeros(3, np.int32), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    read_only = np.zeros_like(p)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="exp_avg is read-only"):
+        adam(p, np.zeros_like(p), read_only, np.zeros_like(p), None, 1.0, 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
+
+
+def test_sgd_step_matches_hand_computation(backend):
+    lin = nn.Linear(2, 1, dtype=np.float64)
+    lin.weight.data[...] = [[1.0, 2.0]]
+    lin.bias.data[...] = [0.5]
+    opt = optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    for expected_w in ([[0.9, 1.9]], [[0.71, 1.71]]):
+        lin.weight.grad = np.ones((1, 2))
+        lin.bias.grad = np.ones(1)
+        opt.step()
+        np.testing.assert_allclose(lin.weight.data, expected_w, rtol=1e-14)
