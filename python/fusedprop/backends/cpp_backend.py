@@ -19,6 +19,5 @@ for _name in _KERNELS:
     globals()[_name] = getattr(_core, _name, getattr(_reference, _name))
 del _name
 
-# Fused per-parameter optimizer updates (csrc/optim); the NumPy ones where _core predates them.
-from .optim_numpy import sgd_step, adam_step  # noqa: E402,F401
-sgd_step, adam_step = getattr(_core, "sgd_step", sgd_step), getattr(_core, "adam_step", adam_step)
+# Fused per-parameter optimizer updates (csrc/optim).
+from .._core import adam_step, sgd_step  # noqa: E402,F401

@@ -186,3 +186,7 @@ def _apply_current_thread_setting() -> None:
 
 
 _apply_current_thread_setting()
+
+
+# ------------------------------------------------------------------ optimizers
+from .optim_numba import adam_step, sgd_step  # noqa: E402,F401  (fused per-parameter updates)
