@@ -105,3 +105,56 @@ def test_memory_is_stable_over_thousands_of_calls(backend, rng):
     grown = _rss_bytes() - start
     # 3000 calls each allocate ~40 KB of results: a leak of even one would show as > 100 MB.
     assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 3000 calls"
+
+
+def _train(seed: int, x, y, steps: int = 3):
+    fp.manual_seed(seed)
+    model = fp.nn.Sequential(fp.nn.Linear(x.shape[1], 64), fp.nn.ReLU(), fp.nn.Linear(64, 10))
+    step = fp.TrainStep(model, fp.nn.CrossEntropyLoss(), fp.optim.Adam(model.parameters(), lr=1e-2))
+    losses = [step(x, y) for _ in range(steps)]
+    return losses, [p.data.copy() for p in model.parameters()] + [p.grad.copy() for p in model.parameters()]
+
+
+def test_training_steps_are_bitwise_identical_across_thread_counts(backend, threads, rng):
+    x = rng.standard_normal((130, 70)).astype(np.float32)
+    y = rng.integers(0, 10, 130)
+    runs = []
+    for n_threads in (1, 2, 3):
+        threads(n_threads)
+        runs.append(_train(5, x, y))
+    for losses, arrays in runs[1:]:
+        assert losses == runs[0][0]
+        for a, b in zip(arrays, runs[0][1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_train_steps_in_many_python_threads_match_one_thread(backend, rng):
+    data = [(rng.standard_normal((40, 30)).astype(np.float32), rng.integers(0, 10, 40)) for _ in range(8)]
+    expected = [_train(i, *d) for i, d in enumerate(data)]
+    # Build the models first (manual_seed is process-wide), then step them at once.
+    results: list = [None] * 8
+    errors: list = []
+    models = []
+    for i, (x, y) in enumerate(data):
+        fp.manual_seed(i)
+        m = fp.nn.Sequential(fp.nn.Linear(30, 64), fp.nn.ReLU(), fp.nn.Linear(64, 10))
+        models.append((m, fp.TrainStep(m, fp.nn.CrossEntropyLoss(), fp.optim.Adam(m.parameters(), lr=1e-2))))
+
+    def work(i):
+        try:
+            m, step = models[i]
+            losses = [step(*data[i]) for _ in range(3)]
+            results[i] = (losses, [p.data.copy() for p in m.parameters()] + [p.grad.copy() for p in m.parameters()])
+        except Exception as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    for (el, ea), (gl, ga) in zip(expected, results):
+        assert gl == el
+        for a, b in zip(ga, ea):
+            np.testing.assert_array_equal(a, b)
