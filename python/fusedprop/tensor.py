@@ -87,6 +87,24 @@ class Node:
 
 def _topological_order(root: Node) -> list:
     """Nodes reachable from ``root``, each after every node it feeds."""
+    # Fast path: a chain (each node has at most one input with a history), the
+    # usual shape of an MLP's graph, is already in order.
+    chain = [root]
+    node = root
+    while True:
+        nxt = None
+        for t in node.inputs:
+            if t is not None and t._node is not None:
+                if nxt is not None:
+                    break  # two inputs with a history: not a chain
+                nxt = t._node
+        else:
+            if nxt is None:
+                return chain
+            chain.append(nxt)
+            node = nxt
+            continue
+        break
     order = []
     visited = {id(root)}
     stack = [(root, 0)]
@@ -258,7 +276,7 @@ class Tensor:
             if data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                    f"got shape {data.shape}: pass grad=")
-            grad = np.ones_like(data)
+            grad = np.array(1, dtype=data.dtype).reshape(data.shape)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if grad.shape != data.shape:

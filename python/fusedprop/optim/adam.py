@@ -48,7 +48,7 @@ class Adam(Optimizer):
                         s["max_exp_avg_sq"] = np.zeros_like(data)
                 step = s["step"] + 1.0
                 s["step"] = step
-                kernel(p.data, grad if grad.flags.c_contiguous else grad.copy(order="C"), s["exp_avg"],
+                kernel(p.data, np.ascontiguousarray(grad), s["exp_avg"],
                        s["exp_avg_sq"], s.get("max_exp_avg_sq") if amsgrad else None, step, lr, beta1, beta2,
                        eps, wd, decoupled)
         return loss
