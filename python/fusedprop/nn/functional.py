@@ -91,7 +91,7 @@ def linear(x, weight: Tensor, bias: Tensor | None = None, activation: str = "ide
 
 class ActivationBackward(Node):
     __slots__ = ("saved", "act", "slope")
-    fresh = True
+    fresh = False  # a backend may hand grad_y back for identity: a leaf input gets a copy
 
     @property
     def name(self):
