@@ -6,11 +6,14 @@ The loop: zero_grad, forward, CrossEntropyLoss, backward, SGD(momentum=0.9).step
 Cases: batch 32 on 64-128-128-10 and batch 128 on 784-256-256-10, float32, ReLU.
 Reports the median time per step of each and the ratio (PyTorch / fusedprop: > 1 means fusedprop is faster).
 ``--profile`` runs cProfile on the small fusedprop case and prints the top entries.
+``--overhead`` also times the small fusedprop case with every layer kernel replaced by its
+cached result: what is left is fusedprop's own per-step cost (Python, loss, optimizer kernels).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -80,11 +83,38 @@ def timed(fn, steps):
     return (time.perf_counter() - t0) / steps
 
 
+@contextlib.contextmanager
+def _cached_layer_kernels():
+    """Replace the backend's layer kernels by lookups of their first result (same shapes every step)."""
+    backend = fp.backends.current
+    real = {name: getattr(backend, name) for name in ("linear_forward", "linear_backward")}
+    cache = {}
+
+    def cached(name):
+        weight_at = 1 if name == "linear_forward" else 2  # the weight identifies the layer
+
+        def call(*args):
+            key = (name, id(args[weight_at]))
+            if key not in cache:
+                cache[key] = real[name](*args)
+            return cache[key]
+        return call
+
+    for name in real:
+        setattr(backend, name, cached(name))
+    try:
+        yield
+    finally:
+        for name, fn in real.items():
+            setattr(backend, name, fn)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--overhead", action="store_true")
     args = ap.parse_args()
 
     import torch
@@ -114,6 +144,11 @@ def main():
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"batch {batch:4d} {'-'.join(map(str, widths)):>16}: fusedprop {med['fusedprop'] * 1e6:8.1f} us/step, "
                   f"torch {med['torch'] * 1e6:8.1f} us/step, torch/fusedprop = {med['torch'] / med['fusedprop']:.2f}x")
+            if args.overhead and batch == CASES[0][0]:
+                with _cached_layer_kernels():
+                    runs["fusedprop"]()
+                    overhead = statistics.median(timed(runs["fusedprop"], steps) for _ in range(args.repeats))
+                print(f"{'':>28}  fusedprop overhead with cached layer kernels: {overhead * 1e6:8.1f} us/step")
             if args.profile and batch == CASES[0][0]:
                 import cProfile
                 import pstats
