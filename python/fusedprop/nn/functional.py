@@ -16,7 +16,7 @@ import numpy as np
 from .. import backends as _backends
 from ..tensor import Node, Tensor
 
-_tensor = sys.modules[Tensor.__module__]  # the module (fusedprop.tensor is also a function's name)
+_grad = sys.modules[Tensor.__module__]._state  # per-thread grad mode (fusedprop.tensor is also a function)
 
 __all__ = ["linear", "activation", "mse_loss", "l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy"]
@@ -70,7 +70,7 @@ def linear(x, weight: Tensor, bias: Tensor | None = None, activation: str = "ide
     w = weight.data
     xd, xt, x_dtype = _input(x, w.dtype)
     b = None if bias is None else bias.data
-    if record and _tensor._grad_enabled and (weight.requires_grad or xt is not None
+    if record and _grad.enabled and (weight.requires_grad or xt is not None
                                              or (bias is not None and bias.requires_grad)):
         y, saved = _backends.current.linear_forward(xd, w, b, activation, negative_slope)
         node = _new(LinearBackward)
@@ -110,7 +110,7 @@ def activation(x, name: str, negative_slope: float = 0.01, record: bool = True) 
     if xd.dtype.kind != "f":
         raise TypeError(f"activation {name!r}: input must be a floating-point tensor, got dtype {xd.dtype}")
     y = _backends.current.activation(xd, name, negative_slope, None)
-    if record and _tensor._grad_enabled and xt is not None and xt.requires_grad:
+    if record and _grad.enabled and xt is not None and xt.requires_grad:
         node = _new(ActivationBackward)
         node.inputs = (xt,)
         node.saved = None if name == "identity" else (y if name in _SAVES_OUTPUT else xd)
@@ -182,7 +182,7 @@ def _finish(fn_label: str, loss: np.ndarray, dloss: np.ndarray, reduction: str, 
     else:
         out = loss
         scale = None
-    if t is None or not _tensor._grad_enabled:
+    if t is None or not _grad.enabled:
         return Tensor(out)
     if scale is not None:
         dloss = dloss * scale
@@ -262,7 +262,7 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     x, t = _loss_input(fn, input)
     y = target.data if isinstance(target, Tensor) else target
     if (not label_smoothing and reduction != "none" and x.ndim == 2 and isinstance(y, np.ndarray)
-            and y.dtype.kind in "iu" and y.shape == (x.shape[0],) and x.shape[1] and _tensor._grad_enabled):
+            and y.dtype.kind in "iu" and y.shape == (x.shape[0],) and x.shape[1] and _grad.enabled):
         return _cross_entropy_indices(x, t, y, reduction)
     if x.ndim not in (1, 2):
         raise ValueError(f"{fn}: input must be logits of shape (N, C) or (C,), got shape {x.shape}")
