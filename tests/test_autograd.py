@@ -261,3 +261,32 @@ def test_cross_entropy_single_sample_and_empty_batch(backend):
     assert out.shape == (0, 2)
     nn.MSELoss(reduction="sum")(out, np.zeros((0, 2))).backward()
     assert not model[0].weight.grad.any()
+
+
+def test_grad_mode_is_per_thread_and_decorates(backend):
+    import threading
+
+    @fp.no_grad
+    def bare():
+        return fp.is_grad_enabled()
+
+    assert bare() is False and fp.is_grad_enabled()
+    seen = []
+    with fp.no_grad():
+        worker = threading.Thread(target=lambda: seen.append(fp.is_grad_enabled()))
+        worker.start()
+        worker.join()
+        with fp.enable_grad():
+            assert fp.is_grad_enabled()
+        assert not fp.is_grad_enabled()
+    assert seen == [True] and fp.is_grad_enabled()
+
+
+def test_amsgrad_switched_on_later_gets_its_state():
+    lin = nn.Linear(2, 2)
+    opt = fp.optim.Adam(lin.parameters())
+    lin.weight.grad = np.ones((2, 2), np.float32)
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    opt.step()
+    assert opt.state[lin.weight]["max_exp_avg_sq"].shape == (2, 2)

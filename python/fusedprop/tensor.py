@@ -15,6 +15,7 @@ layer, activations and losses live in ``fusedprop.nn.functional``.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -26,26 +27,36 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # --------------------------------------------------------------- grad mode
 
-_grad_enabled = True
+class _GradState(threading.local):
+    """Per-thread grad mode, as in PyTorch: ``no_grad`` in one thread leaves the others recording."""
+    enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()``: ops then record nothing."""
-    return _grad_enabled
+    return _state.enabled
 
 
 class _GradMode:
     _mode = True
 
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self if func is None else self(func)  # bare @no_grad works too
+
+    def __init__(self, func=None):
+        pass
+
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = self._mode
+        self._previous = _state.enabled
+        _state.enabled = self._mode
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _state.enabled = self._previous
         return False
 
     def __call__(self, fn):  # also a decorator, as in PyTorch
@@ -87,6 +98,24 @@ class Node:
 
 def _topological_order(root: Node) -> list:
     """Nodes reachable from ``root``, each after every node it feeds."""
+    # Fast path: a chain (each node has at most one input with a history), the
+    # usual shape of an MLP's graph, is already in order.
+    chain = [root]
+    node = root
+    while True:
+        nxt = None
+        for t in node.inputs:
+            if t is not None and t._node is not None:
+                if nxt is not None:
+                    break  # two inputs with a history: not a chain
+                nxt = t._node
+        else:
+            if nxt is None:
+                return chain
+            chain.append(nxt)
+            node = nxt
+            continue
+        break
     order = []
     visited = {id(root)}
     stack = [(root, 0)]
@@ -258,7 +287,7 @@ class Tensor:
             if data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                    f"got shape {data.shape}: pass grad=")
-            grad = np.ones_like(data)
+            grad = np.array(1, dtype=data.dtype).reshape(data.shape)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if grad.shape != data.shape:
@@ -373,7 +402,7 @@ def _binary(cls, a, b):
     out = cls.op(ad, bd)
     ta = at if at is not None and at.requires_grad else None
     tb = bt if bt is not None and bt.requires_grad else None
-    if not _grad_enabled or (ta is None and tb is None):
+    if not _state.enabled or (ta is None and tb is None):
         return Tensor(out)
     node = cls()
     node.inputs = (ta, tb)
@@ -396,7 +425,7 @@ class _Reduce(Node):
 def _reduce(t: Tensor, mean: bool) -> Tensor:
     data = t.data
     out = np.asarray(data.mean() if mean else data.sum(), dtype=data.dtype)
-    if not (_grad_enabled and t.requires_grad):
+    if not (_state.enabled and t.requires_grad):
         return Tensor(out)
     node = _Reduce()
     node.inputs = (t,)

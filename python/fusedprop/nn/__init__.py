@@ -1,4 +1,23 @@
-"""PyTorch-style layers on fusedprop's fused kernels: ``import fusedprop.nn as nn``."""
+"""PyTorch-style layers on fusedprop's fused kernels: ``import fusedprop.nn as nn``.
+
+Where fusedprop differs from PyTorch, on purpose:
+
+- ``param.grad`` (and any ``tensor.grad``) is a NumPy array, not a tensor, so
+  ``print(param.grad)`` prints the numbers; ``param.data`` is the NumPy array
+  optimizers update in place.
+- Float input is converted to the layer's dtype (float64 data into a float32
+  model runs in float32; the input's gradient comes back in float64). Integer
+  or bool input raises TypeError, as PyTorch refuses it.
+- ``model.eval()`` means inference: layers run the inference kernels and
+  record nothing, so the output has no ``grad_fn`` (PyTorch still records).
+- ``Sequential`` runs each ``Linear`` and the activation module right after it
+  as one fused kernel call forward and one backward (see ``Sequential.fused``).
+- ``state_dict()`` returns copies (PyTorch shares storage); keys are PyTorch's,
+  so ``model.load_state_dict({k: v.numpy() for k, v in torch_model.state_dict().items()})``
+  loads a PyTorch checkpoint.
+- A graph may be backpropagated more than once (nothing is freed); gradients
+  accumulate until ``zero_grad()``.
+"""
 
 from . import functional, init
 from .activation import GELU, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh

@@ -123,6 +123,13 @@ class Sequential(Module):
             x = step(x)
         return x
 
+    __call__ = forward  # no hooks: skip Module.__call__'s extra frame on the hot path
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
+            cls.__call__ = Module.__call__  # a subclass's own forward must run
+
     def _child_lines(self) -> list:
         fused = {i: j for i, j, _ in self.fused}
         names = list(self._modules)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import backends as _backends
 from ..tensor import Node, Tensor
 
-_tensor = sys.modules[Tensor.__module__]  # the module (fusedprop.tensor is also a function's name)
+_grad = sys.modules[Tensor.__module__]._state  # per-thread grad mode (fusedprop.tensor is also a function)
 
 __all__ = ["linear", "activation", "mse_loss", "l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy"]
@@ -70,7 +70,7 @@ def linear(x, weight: Tensor, bias: Tensor | None = None, activation: str = "ide
     w = weight.data
     xd, xt, x_dtype = _input(x, w.dtype)
     b = None if bias is None else bias.data
-    if record and _tensor._grad_enabled and (weight.requires_grad or xt is not None
+    if record and _grad.enabled and (weight.requires_grad or xt is not None
                                              or (bias is not None and bias.requires_grad)):
         y, saved = _backends.current.linear_forward(xd, w, b, activation, negative_slope)
         node = _new(LinearBackward)
@@ -91,7 +91,7 @@ def linear(x, weight: Tensor, bias: Tensor | None = None, activation: str = "ide
 
 class ActivationBackward(Node):
     __slots__ = ("saved", "act", "slope")
-    fresh = True
+    fresh = False  # a backend may hand grad_y back for identity: a leaf input gets a copy
 
     @property
     def name(self):
@@ -110,7 +110,7 @@ def activation(x, name: str, negative_slope: float = 0.01, record: bool = True) 
     if xd.dtype.kind != "f":
         raise TypeError(f"activation {name!r}: input must be a floating-point tensor, got dtype {xd.dtype}")
     y = _backends.current.activation(xd, name, negative_slope, None)
-    if record and _tensor._grad_enabled and xt is not None and xt.requires_grad:
+    if record and _grad.enabled and xt is not None and xt.requires_grad:
         node = _new(ActivationBackward)
         node.inputs = (xt,)
         node.saved = None if name == "identity" else (y if name in _SAVES_OUTPUT else xd)
@@ -182,7 +182,7 @@ def _finish(fn_label: str, loss: np.ndarray, dloss: np.ndarray, reduction: str, 
     else:
         out = loss
         scale = None
-    if t is None or not _tensor._grad_enabled:
+    if t is None or not _grad.enabled:
         return Tensor(out)
     if scale is not None:
         dloss = dloss * scale
@@ -260,13 +260,17 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     if not (isinstance(label_smoothing, (int, float, np.floating)) and 0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"{fn}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
     x, t = _loss_input(fn, input)
+    y = target.data if isinstance(target, Tensor) else target
+    if (not label_smoothing and reduction != "none" and x.ndim == 2 and isinstance(y, np.ndarray)
+            and y.dtype.kind in "iu" and y.shape == (x.shape[0],) and x.shape[1] and _grad.enabled):
+        return _cross_entropy_indices(x, t, y, reduction)
     if x.ndim not in (1, 2):
         raise ValueError(f"{fn}: input must be logits of shape (N, C) or (C,), got shape {x.shape}")
     single = x.ndim == 1
     if single:
         x = x[None, :]
     n, c = x.shape
-    y = np.asarray(target.data if isinstance(target, Tensor) else target)
+    y = np.asarray(y)
     dt = x.dtype.type
     eps = float(label_smoothing)
 
@@ -321,3 +325,61 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     elif dloss is not None and reduction == "none":
         pass  # LossBackward broadcasts the (N,) grad over C
     return _finish("NllLossBackward0", loss, dloss, reduction, t, n)
+
+
+_ROWS: dict = {}
+_max_reduce = np.maximum.reduce
+_add_reduce = np.add.reduce
+
+
+def _row_offsets(n: int, c: int) -> np.ndarray:
+    """``arange(n) * c``: flat offsets of the rows of a C-contiguous (n, c) array (cached)."""
+    off = _ROWS.get((n, c))
+    if off is None:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        off = _ROWS[(n, c)] = np.arange(n) * c
+    return off
+
+
+def _cross_entropy_indices(x: np.ndarray, t, y: np.ndarray, reduction: str) -> Tensor:
+    """The training hot path: logits (N, C), class indices (N,), no smoothing, mean or sum.
+
+    ``loss_i = log(sum_c exp(x_ic - m_i)) + m_i - x_{i,y_i}``; the gradient
+    ``softmax - onehot`` (times 1/N for the mean) reuses the exp buffer.
+    """
+    n, c = x.shape
+    # One unsigned max checks both ends: negative indices wrap to huge values.
+    if n and _max_reduce(y.astype(np.intp, copy=False).view(np.uintp)) >= c:
+        bad = y[(y < 0) | (y >= c)][0]
+        raise ValueError(f"cross_entropy: target class index {int(bad)} is out of range [0, {c}) "
+                         f"(input has {c} classes)")
+    dt = x.dtype.type
+    # ufunc.reduce directly: ndarray.max/sum add a Python layer per call.
+    m = _max_reduce(x, 1) if n else np.zeros(0, x.dtype)
+    e = np.subtract(x, m[:, None])
+    np.exp(e, out=e)
+    sum_exp = _add_reduce(e, 1)
+    flat = _row_offsets(n, c) + y  # flat index of each target logit (1-D indexing is the fast kind)
+    lse = np.log(sum_exp)
+    lse += m
+    lse -= x.ravel().take(flat)
+    total = _add_reduce(lse)
+    if reduction == "mean":
+        scale = dt(1.0 / n) if n else dt(np.nan)
+        out = np.asarray(total * scale, dtype=x.dtype)
+    else:
+        scale = dt(1)
+        out = np.asarray(total, dtype=x.dtype)
+    if t is None:
+        return Tensor(out)
+    np.multiply(e, (scale / sum_exp)[:, None], out=e)
+    e_flat = e.reshape(-1)
+    e_flat[flat] -= scale
+    node = _new(LossBackward)
+    node.inputs = (t,)
+    node.dloss = e
+    node.reduction = reduction
+    node.label = "NllLossBackward0"
+    node.in_dtype = None
+    return Tensor._from_op(out, node)

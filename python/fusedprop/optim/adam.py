@@ -48,9 +48,13 @@ class Adam(Optimizer):
                         s["max_exp_avg_sq"] = np.zeros_like(data)
                 step = s["step"] + 1.0
                 s["step"] = step
-                kernel(p.data, grad if grad.flags.c_contiguous else grad.copy(order="C"), s["exp_avg"],
-                       s["exp_avg_sq"], s.get("max_exp_avg_sq") if amsgrad else None, step, lr, beta1, beta2,
-                       eps, wd, decoupled)
+                vmax = None
+                if amsgrad:
+                    vmax = s.get("max_exp_avg_sq")
+                    if vmax is None:  # amsgrad switched on after the state was made
+                        vmax = s["max_exp_avg_sq"] = np.zeros_like(p.data)
+                kernel(p.data, np.ascontiguousarray(grad), s["exp_avg"], s["exp_avg_sq"], vmax, step, lr, beta1,
+                       beta2, eps, wd, decoupled)
         return loss
 
 
