@@ -4,8 +4,8 @@
 #include <stdexcept>
 #include <utility>
 
-#include "gemm/gemm.h"
-#include "layers/activation_kernels.h"
+#include "layers/linear_backward.h"
+#include "layers/linear_forward.h"
 
 namespace fusedprop::train {
 namespace {
@@ -41,7 +41,7 @@ void TrainStepPlan<T>::reserve(index_t batch) {
     const auto widest = static_cast<std::size_t>(batch) * static_cast<std::size_t>(widest_);
     grad_in_.reserve(widest);
     grad_out_.reserve(widest);
-    grad_z_.reserve(widest);
+    bias_scratch_.reserve(static_cast<std::size_t>(widest_));
     reserved_batch_ = batch;
 }
 
@@ -60,13 +60,9 @@ template <class T>
 void TrainStepPlan<T>::forward_layer(std::size_t l, MatrixRef<const T> in, const LayerTensors<T>& p,
                                      MatrixRef<T> out, bool save) {
     const LayerShape& shape = layers_[l];
-    const MatrixRef<const T> weight_t{p.weight, shape.in_features, shape.out_features, 1, shape.in_features};
-    gemm::Epilogue<T> ep;
-    ep.activation = shape.activation;
-    ep.negative_slope = static_cast<T>(shape.negative_slope);
-    ep.bias = p.bias;
-    if (save) ep.z = preactivation(l, in.rows);
-    gemm::gemm<T>(in, weight_t, out, ep);
+    layers::linear_forward<T>(in, rows_of<const T>(p.weight, shape.out_features, shape.in_features), p.bias, 1,
+                              shape.activation, static_cast<T>(shape.negative_slope), out,
+                              save ? preactivation(l, in.rows) : MatrixRef<T>{});
 }
 
 template <class T>
@@ -123,19 +119,13 @@ double TrainStepPlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>&
             case layers::Saved::nothing: break;
         }
         const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, shape.out_features);
-        const MatrixRef<T> grad_z = rows_of(grad_z_.data(), batch, shape.out_features);
-        layers::activation_backward<T>(shape.activation, static_cast<T>(shape.negative_slope), grad_y, saved,
-                                       grad_z, p.bias_grad);
-
-        // dW = dZᵀ · X   (out x batch) · (batch x in)
-        gemm::gemm<T>(MatrixRef<const T>(grad_z).transposed(), layer_in,
-                      rows_of(p.weight_grad, shape.out_features, shape.in_features));
-        if (l > 0) {
-            // dX = dZ · W   (batch x out) · (out x in), the next gradient in.
-            gemm::gemm<T>(grad_z, rows_of<const T>(p.weight, shape.out_features, shape.in_features),
-                          rows_of(grad_out_.data(), batch, shape.in_features));
-            std::swap(grad_in_, grad_out_);
-        }
+        // dX becomes the next layer's incoming gradient; the first layer needs none.
+        const MatrixRef<T> grad_x = l > 0 ? rows_of(grad_out_.data(), batch, shape.in_features) : MatrixRef<T>{};
+        layers::linear_backward<T>(grad_y, layer_in, rows_of<const T>(p.weight, shape.out_features, shape.in_features),
+                                   saved, shape.activation, static_cast<T>(shape.negative_slope), grad_x,
+                                   rows_of(p.weight_grad, shape.out_features, shape.in_features),
+                                   p.bias_grad != nullptr ? p.bias_grad : bias_scratch_.data());
+        std::swap(grad_in_, grad_out_);
     }
     return loss;
 }

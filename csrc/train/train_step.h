@@ -1,9 +1,9 @@
 // A whole training step of a chain of fused dense layers in C++:
 //
-//   forward   X_{l+1} = act_l(X_l · W_lᵀ + b_l)      one GEMM with epilogue per layer
+//   forward   X_{l+1} = act_l(X_l · W_lᵀ + b_l)      one fused GEMM per layer (linear_forward)
 //   loss      L(X_L, target), dL/dX_L                  one pass (losses.h)
-//   backward  dZ_l = dX_{l+1} ⊙ act_l'(saved_l), db_l  one pass (activation_backward)
-//             dW_l = dZ_lᵀ · X_l,  dX_l = dZ_l · W_l   two GEMMs (no dX for the first layer)
+//   backward  dZ_l = dX_{l+1} ⊙ act_l'(saved_l), db_l,  then
+//             dW_l = dZ_lᵀ · X_l,  dX_l = dZ_l · W_l     (linear_backward; no dX for layer 0)
 //
 // The plan owns the workspaces (every activation, saved pre-activation and
 // gradient buffer), sized for the batch and reallocated only when the batch
@@ -84,7 +84,7 @@ private:
     std::vector<runtime::AlignedBuffer<T>> preactivations_;  // Z_l where the backward needs it
     runtime::AlignedBuffer<T> grad_in_;                      // dL/dX_{l+1}
     runtime::AlignedBuffer<T> grad_out_;                     // dL/dX_l, then swapped
-    runtime::AlignedBuffer<T> grad_z_;                       // dZ_l
+    runtime::AlignedBuffer<T> bias_scratch_;                 // db of layers without a bias
 };
 
 extern template class TrainStepPlan<float>;
