@@ -6,5 +6,7 @@
 namespace fusedprop::bindings {
 
 void register_runtime(pybind11::module_& m);
+void register_gemm(pybind11::module_& m);
+void register_layers(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

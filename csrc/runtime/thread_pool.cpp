@@ -99,7 +99,12 @@ private:
     }
 
     void worker_loop(int index) {
-        std::uint64_t seen = generation_.load(std::memory_order_acquire);
+        // Start from generation 0, not from whatever generation_ holds when this
+        // thread gets going: run() may already have published the first job
+        // (the pool is created right before its first run), and a worker that
+        // took that job's generation as "seen" would sleep through it while
+        // run() waited for it forever.
+        std::uint64_t seen = 0;
         for (;;) {
             // Spin a little before sleeping: kernels often come back to back.
             for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
