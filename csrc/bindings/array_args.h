@@ -5,7 +5,9 @@
 // value; each message starts with the function name and names the argument,
 // what was expected and what came.
 //
-// Everything here runs with the GIL held. The usual flow of a binding:
+// Everything here runs with the GIL held. Note: a default-constructed
+// py::array is an empty *array* (an allocation), not a null handle: hold
+// optional arrays and keep-alive copies in py::object. The usual flow of a binding:
 //   1. check_array / check_same_dtype / shape checks  (argument order as in Python)
 //   2. check_activation, check_out
 //   3. as_matrix / flatten_leading  -> MatrixRef<T>   (zero-copy where possible)
@@ -225,7 +227,7 @@ inline index_t checked_product(const char* fn, const py::ssize_t* shape, py::ssi
 // stride; otherwise `keep` receives a contiguous copy the view points into.
 // For outputs, pass allow_copy = false and check the return value.
 template <class T>
-bool flatten_leading(const char* fn, const py::array& a, MatrixRef<T>* view, py::array* keep, bool allow_copy = true) {
+bool flatten_leading(const char* fn, const py::array& a, MatrixRef<T>* view, py::object* keep, bool allow_copy = true) {
     const py::ssize_t nd = a.ndim();
     index_t strides[32];
     if (nd > 32) throw py::value_error(std::string(fn) + ": too many dimensions");
@@ -258,23 +260,25 @@ bool flatten_leading(const char* fn, const py::array& a, MatrixRef<T>* view, py:
         return true;
     }
     if (!allow_copy) return false;
-    *keep = contiguous_copy(a);
-    *view = {static_cast<T*>(keep->mutable_data()), m, n, n, 1};
+    py::array copy = contiguous_copy(a);
+    *keep = copy;
+    *view = {static_cast<T*>(copy.mutable_data()), m, n, n, 1};
     return true;
 }
 
 // A 2-D array as a MatrixRef (copying only if its strides are not whole
 // elements or it is misaligned; `keep` then owns the copy).
 template <class T>
-bool as_matrix(const py::array& a, MatrixRef<T>* view, py::array* keep, bool allow_copy = true) {
+bool as_matrix(const py::array& a, MatrixRef<T>* view, py::object* keep, bool allow_copy = true) {
     index_t s[2];
     if (element_strides<T>(a, s)) {
         *view = {static_cast<T*>(const_cast<void*>(a.data())), a.shape(0), a.shape(1), s[0], s[1]};
         return true;
     }
     if (!allow_copy) return false;
-    *keep = contiguous_copy(a);
-    *view = {static_cast<T*>(keep->mutable_data()), a.shape(0), a.shape(1), a.shape(1), 1};
+    py::array copy = contiguous_copy(a);
+    *keep = copy;
+    *view = {static_cast<T*>(copy.mutable_data()), a.shape(0), a.shape(1), a.shape(1), 1};
     return true;
 }
 

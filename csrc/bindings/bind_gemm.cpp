@@ -17,22 +17,22 @@ namespace {
 template <class T>
 py::object matmul_impl(const py::array& a, const py::array& b, py::handle out_obj) {
     MatrixRef<const T> av, bv;
-    py::array keep_a, keep_b;
+    py::object keep_a, keep_b;
     as_matrix<const T>(a, &av, &keep_a);
     as_matrix<const T>(b, &bv, &keep_b);
     const py::ssize_t shape[2] = {a.shape(0), b.shape(1)};
     MatrixRef<T> cv;
-    py::array result;
-    bool direct = false;
+    py::object result, target;
     if (!out_obj.is_none()) {
-        result = py::reinterpret_borrow<py::array>(out_obj);
-        direct = !has_zero_stride(result) && as_matrix<T>(result, &cv, nullptr, false);
+        auto out = py::reinterpret_borrow<py::array>(out_obj);
+        result = out;
+        if (!has_zero_stride(out) && as_matrix<T>(out, &cv, nullptr, false)) target = out;
     }
-    py::array target = result;
-    if (!direct) {
-        target = new_array<T>(shape, 2);
-        as_matrix<T>(target, &cv, nullptr, false);
-        if (out_obj.is_none()) result = target;
+    if (!target) {
+        py::array fresh = new_array<T>(shape, 2);
+        as_matrix<T>(fresh, &cv, nullptr, false);
+        target = fresh;
+        if (!result) result = fresh;
     }
     {
         py::gil_scoped_release release;
