@@ -24,8 +24,8 @@ void linear_backward(MatrixRef<const T> dy, MatrixRef<const T> x, MatrixRef<cons
 // The elementwise pass alone, over columns [j0, j1) of every row:
 // dz = dy * act'(saved) (relu and leaky_relu by select), db_acc[j] += dz
 // row by row. Swappable for the activation-kernel library's array kernel.
-// The AVX2 version returns false where it does not apply (non-unit column
-// strides), and then the portable one runs.
+// The AVX2 version returns false where it does not apply (a dz with a
+// non-unit column stride), and then the portable one runs.
 template <class T>
 void dz_db_portable(MatrixRef<const T> dy, MatrixRef<const T> saved, Activation act, T negative_slope,
                     MatrixRef<T> dz, double* db_acc, index_t j0, index_t j1);

@@ -17,6 +17,12 @@ struct Vec<float> {
     using type = __m256;
     static constexpr int lanes = 8;
     static type load(const float* p) { return _mm256_loadu_ps(p); }
+    static type load(const float* p, index_t stride) {
+        if (stride == 1) return _mm256_loadu_ps(p);
+        alignas(32) float lanes[8];
+        for (int l = 0; l < 8; ++l) lanes[l] = p[l * stride];
+        return _mm256_load_ps(lanes);
+    }
     static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
     static type set1(float v) { return _mm256_set1_ps(v); }
     static type zero() { return _mm256_setzero_ps(); }
@@ -36,6 +42,12 @@ struct Vec<double> {
     using type = __m256d;
     static constexpr int lanes = 4;
     static type load(const double* p) { return _mm256_loadu_pd(p); }
+    static type load(const double* p, index_t stride) {
+        if (stride == 1) return _mm256_loadu_pd(p);
+        alignas(32) double lanes[4];
+        for (int l = 0; l < 4; ++l) lanes[l] = p[l * stride];
+        return _mm256_load_pd(lanes);
+    }
     static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
     static type set1(double v) { return _mm256_set1_pd(v); }
     static type zero() { return _mm256_setzero_pd(); }
@@ -70,17 +82,22 @@ void run(MatrixRef<const T> dy, MatrixRef<const T> saved, T slope, MatrixRef<T> 
     using V = Vec<T>;
     constexpr int L = V::lanes;
     for (index_t i = 0; i < dy.rows; ++i) {
+        // Strided inputs are gathered lane by lane into the same vector math,
+        // so the layout never changes the bits.
         const T* d = dy.row(i);
+        const index_t ds = dy.col_stride;
         const T* s = A == Activation::identity ? nullptr : saved.row(i);
+        const index_t ss = A == Activation::identity ? 1 : saved.col_stride;
         T* out = dz.data ? dz.row(i) : nullptr;
         index_t j = j0;
         for (; j + L <= j1; j += L) {
-            const auto v = dz_vec<T, A>(V::load(d + j), A == Activation::identity ? V::zero() : V::load(s + j), slope);
+            const auto v = dz_vec<T, A>(V::load(d + j * ds, ds),
+                                        A == Activation::identity ? V::zero() : V::load(s + j * ss, ss), slope);
             if (out) V::store(out + j, v);
             V::accumulate(acc + j, v);
         }
         for (; j < j1; ++j) {
-            const T v = dz_one<T, A>(d[j], A == Activation::identity ? T(0) : s[j], slope);
+            const T v = dz_one<T, A>(d[j * ds], A == Activation::identity ? T(0) : s[j * ss], slope);
             if (out) out[j] = v;
             acc[j] += static_cast<double>(v);
         }
@@ -92,8 +109,6 @@ void run(MatrixRef<const T> dy, MatrixRef<const T> saved, T slope, MatrixRef<T> 
 template <class T>
 bool dz_db_avx2(MatrixRef<const T> dy, MatrixRef<const T> saved, Activation act, T slope, MatrixRef<T> dz,
                 double* acc, index_t j0, index_t j1) {
-    if (dy.col_stride != 1 && dy.cols > 1) return false;
-    if (act != Activation::identity && saved.col_stride != 1 && saved.cols > 1) return false;
     if (dz.data && dz.col_stride != 1 && dz.cols > 1) return false;
     switch (act) {
         case Activation::identity: run<T, Activation::identity>(dy, saved, slope, dz, acc, j0, j1); break;
