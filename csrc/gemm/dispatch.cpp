@@ -11,9 +11,13 @@
 namespace fusedprop::gemm {
 namespace {
 
-const KernelSet kReference = {&config_for(Isa::reference), &kUkernelF32Ref, &kUkernelF64Ref};
+// Mutable copies of config.h's table: tuning tools may override block sizes
+// at run time (set_block_sizes); everyone else sees the table's values.
+Config g_configs[] = {config_for(Isa::reference), config_for(Isa::avx2)};
+
+const KernelSet kReference = {&g_configs[0], &kUkernelF32Ref, &kUkernelF64Ref};
 #if defined(FUSEDPROP_HAVE_AVX2)
-const KernelSet kAvx2 = {&config_for(Isa::avx2), &kUkernelF32Avx2, &kUkernelF64Avx2};
+const KernelSet kAvx2 = {&g_configs[1], &kUkernelF32Avx2, &kUkernelF64Avx2};
 #endif
 
 const KernelSet* kernels_for(Isa isa) {
@@ -66,6 +70,17 @@ bool set_isa(const char* name) {
     Isa isa;
     if (!parse_isa(name, &isa) || !isa_available(isa)) return false;
     g_active.store(kernels_for(isa), std::memory_order_release);
+    return true;
+}
+
+bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc) {
+    Isa isa;
+    if (!parse_isa(isa_name, &isa)) return false;
+    BlockSizes& bs = f64 ? g_configs[static_cast<int>(isa)].f64 : g_configs[static_cast<int>(isa)].f32;
+    if (mc < bs.mr || mc % bs.mr != 0 || kc < 1 || nc < bs.nr || nc % bs.nr != 0) return false;
+    bs.mc = mc;
+    bs.kc = kc;
+    bs.nc = nc;
     return true;
 }
 

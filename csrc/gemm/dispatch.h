@@ -34,4 +34,9 @@ bool isa_available(Isa isa);
 // Returns false (and changes nothing) if the ISA is unknown or unavailable.
 bool set_isa(const char* name);
 
+// Tuning only (not thread safe, changes the rounding when kc changes):
+// override MC, KC, NC of one ISA and dtype. False if the values don't fit
+// the tile (mc a multiple of MR, nc of NR).
+bool set_block_sizes(const char* isa, bool f64, int mc, int kc, int nc);
+
 }  // namespace fusedprop::gemm

@@ -142,7 +142,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     if (k == 0) return epilogue_only(c, ep);
 
     const UkernelTable<T>& table = active_table<T>();
-    const BlockSizes& bs = blocks_for<T>(*active_kernels().config);
+    const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table
     assert(bs.mr == table.mr && bs.nr == table.nr);
     const index_t MR = bs.mr, NR = bs.nr, MC = bs.mc, KC = bs.kc, NC = bs.nc;
 
