@@ -1,9 +1,37 @@
 #include "pack.h"
 
 #include <stdexcept>
+#include <type_traits>
+
+#include "dispatch.h"
 
 namespace fusedprop::gemm {
+
+#if defined(FUSEDPROP_HAVE_AVX2)
+// pack_avx2.cpp
+void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float* dst);
+void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst);
+#endif
+
 namespace {
+
+// A full micro-panel of a transposed B (unit row stride): the AVX2
+// transposes where they apply. True if it packed the panel.
+template <class T, int NR>
+bool pack_b_panel_fast(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (cols != NR || rs != 1 || cs == 1 || active_isa_id() != Isa::avx2) return false;
+    if constexpr (std::is_same_v<T, float> && NR == 16) {
+        pack_b_panel_t_f32x16_avx2(src, cs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && NR == 8) {
+        pack_b_panel_t_f64x8_avx2(src, cs, kc, dst);
+        return true;
+    }
+#endif
+    (void)src, (void)rs, (void)cs, (void)cols, (void)kc, (void)dst;
+    return false;
+}
 
 template <class T, int MR>
 void pack_a_mr(MatrixRef<const T> a, T* dst) {
@@ -19,7 +47,9 @@ void pack_b_nr(MatrixRef<const T> b, T* dst) {
     const index_t kc = b.rows;
     for (index_t j0 = 0; j0 < b.cols; j0 += NR) {
         const index_t cols = b.cols - j0 < NR ? b.cols - j0 : NR;
-        detail::pack_b_panel<T, NR>(b.data + j0 * b.col_stride, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc);
+        const T* src = b.data + j0 * b.col_stride;
+        if (!pack_b_panel_fast<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc))
+            detail::pack_b_panel<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc);
     }
 }
 
