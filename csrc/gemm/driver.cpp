@@ -201,7 +201,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     // A row block may exceed MC when balancing; walk it in MC steps.
                     for (index_t is = i0; is < i1; is += MC) {
                         const index_t mc = std::min(MC, i1 - is);
-                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
+                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc + kPackSlack));
                         pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
                         macro_kernel(job, apack, bpack, is, mc, jc, jp0, jp1, kc, accumulate, last);
                     }

@@ -11,6 +11,8 @@ namespace fusedprop::gemm {
 // pack_avx2.cpp
 void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float* dst);
 void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst);
+void pack_a_panel_f32x6_avx2(const float* src, index_t rs, index_t kc, float* dst);
+void pack_a_panel_f64x6_avx2(const double* src, index_t rs, index_t kc, double* dst);
 #endif
 
 namespace {
@@ -33,12 +35,31 @@ bool pack_b_panel_fast(const T* src, index_t rs, index_t cs, index_t cols, index
     return false;
 }
 
+// A full micro-panel of a row-major A: AVX2 transposes where they apply.
+template <class T, int MR>
+bool pack_a_panel_fast(const T* src, index_t rs, index_t cs, index_t rows, index_t kc, T* dst) {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (rows != MR || cs != 1 || rs == 1 || active_isa_id() != Isa::avx2) return false;
+    if constexpr (std::is_same_v<T, float> && MR == 6) {
+        pack_a_panel_f32x6_avx2(src, rs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && MR == 6) {
+        pack_a_panel_f64x6_avx2(src, rs, kc, dst);
+        return true;
+    }
+#endif
+    (void)src, (void)rs, (void)cs, (void)rows, (void)kc, (void)dst;
+    return false;
+}
+
 template <class T, int MR>
 void pack_a_mr(MatrixRef<const T> a, T* dst) {
     const index_t kc = a.cols;
     for (index_t i0 = 0; i0 < a.rows; i0 += MR) {
         const index_t rows = a.rows - i0 < MR ? a.rows - i0 : MR;
-        detail::pack_a_panel<T, MR>(a.data + i0 * a.row_stride, a.row_stride, a.col_stride, rows, kc, dst + i0 * kc);
+        const T* src = a.data + i0 * a.row_stride;
+        if (pack_a_panel_fast<T, MR>(src, a.row_stride, a.col_stride, rows, kc, dst + i0 * kc)) continue;
+        detail::pack_a_panel<T, MR>(src, a.row_stride, a.col_stride, rows, kc, dst + i0 * kc);
     }
 }
 

@@ -85,3 +85,60 @@ void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double
 }
 
 }  // namespace fusedprop::gemm
+
+namespace fusedprop::gemm {
+
+// One full 6 x kc micro-panel of a row-major A (unit column stride): 8 k at
+// a time, 6 rows (+2 zero rows) transposed in registers. Each store writes
+// 8 floats at dst + p*6; the 2 extra lanes are overwritten by the next store,
+// or land in the next panel (packed after this one) or the buffer's slack:
+// callers allocate 8 extra elements.
+void pack_a_panel_f32x6_avx2(const float* src, index_t rs, index_t kc, float* dst) {
+    index_t p = 0;
+    const __m256 zero = _mm256_setzero_ps();
+    for (; p + 8 <= kc; p += 8) {
+        const float* s = src + p;
+        __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + rs), r2 = _mm256_loadu_ps(s + 2 * rs),
+               r3 = _mm256_loadu_ps(s + 3 * rs), r4 = _mm256_loadu_ps(s + 4 * rs), r5 = _mm256_loadu_ps(s + 5 * rs),
+               r6 = zero, r7 = zero;
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* d = dst + p * 6;
+        _mm256_storeu_ps(d + 0 * 6, r0);
+        _mm256_storeu_ps(d + 1 * 6, r1);
+        _mm256_storeu_ps(d + 2 * 6, r2);
+        _mm256_storeu_ps(d + 3 * 6, r3);
+        _mm256_storeu_ps(d + 4 * 6, r4);
+        _mm256_storeu_ps(d + 5 * 6, r5);
+        _mm256_storeu_ps(d + 6 * 6, r6);
+        _mm256_storeu_ps(d + 7 * 6, r7);
+    }
+    for (; p < kc; ++p)
+        for (int i = 0; i < 6; ++i) dst[p * 6 + i] = src[i * rs + p];
+}
+
+// The same for doubles, 4 k at a time: rows 0-3 and rows 4-5 transposed
+// separately; exact stores (no slack needed).
+void pack_a_panel_f64x6_avx2(const double* src, index_t rs, index_t kc, double* dst) {
+    index_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        const double* s = src + p;
+        __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + rs), r2 = _mm256_loadu_pd(s + 2 * rs),
+                r3 = _mm256_loadu_pd(s + 3 * rs), r4 = _mm256_loadu_pd(s + 4 * rs), r5 = _mm256_loadu_pd(s + 5 * rs);
+        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        __m256d u0 = _mm256_unpacklo_pd(r4, r5), u1 = _mm256_unpackhi_pd(r4, r5);  // (4,5) pairs for k 0,2 | 1,3
+        double* d = dst + p * 6;
+        _mm256_storeu_pd(d + 0 * 6, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm_storeu_pd(d + 0 * 6 + 4, _mm256_castpd256_pd128(u0));
+        _mm256_storeu_pd(d + 1 * 6, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm_storeu_pd(d + 1 * 6 + 4, _mm256_castpd256_pd128(u1));
+        _mm256_storeu_pd(d + 2 * 6, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm_storeu_pd(d + 2 * 6 + 4, _mm256_extractf128_pd(u0, 1));
+        _mm256_storeu_pd(d + 3 * 6, _mm256_permute2f128_pd(t1, t3, 0x31));
+        _mm_storeu_pd(d + 3 * 6 + 4, _mm256_extractf128_pd(u1, 1));
+    }
+    for (; p < kc; ++p)
+        for (int i = 0; i < 6; ++i) dst[p * 6 + i] = src[i * rs + p];
+}
+
+}  // namespace fusedprop::gemm
