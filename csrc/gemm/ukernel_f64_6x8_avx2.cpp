@@ -29,7 +29,10 @@ void ukernel_f64_6x8_avx2(const UkernelArgs<double>& p) {
     double* c = p.c;
     const index_t rs = p.rs_c;
 #pragma GCC unroll 6
-    for (int i = 0; i < kMR; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * rs), _MM_HINT_T0);
+    for (int i = 0; i < kMR; ++i) {  // a tile row may straddle two cache lines
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * rs), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * rs + 7), _MM_HINT_T0);
+    }
 
     // The k loop in inline asm: written with intrinsics, GCC's allocator
     // spills accumulators. The 12 accumulators live in ymm4-15 for the whole
