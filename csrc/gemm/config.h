@@ -51,6 +51,6 @@ inline constexpr int kMaxNR = 16;
 
 // Below this many flops (2 m n k) a GEMM stays on the calling thread: waking
 // the pool costs more than it saves. Measured on the machine above.
-inline constexpr double kParallelFlopThreshold = 2.0e6;
+inline constexpr double kParallelFlopThreshold = 8.0e6;
 
 }  // namespace fusedprop::gemm
