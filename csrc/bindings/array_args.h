@@ -229,7 +229,7 @@ inline index_t checked_product(const char* fn, const py::ssize_t* shape, py::ssi
 template <class T>
 bool flatten_leading(const char* fn, const py::array& a, MatrixRef<T>* view, py::object* keep, bool allow_copy = true) {
     const py::ssize_t nd = a.ndim();
-    index_t strides[32];
+    index_t strides[32] = {};
     if (nd > 32) throw py::value_error(std::string(fn) + ": too many dimensions");
     const index_t n = nd >= 1 ? a.shape(nd - 1) : 1;
     const index_t m = checked_product(fn, a.shape(), 0, nd - 1);

@@ -39,7 +39,7 @@ py::object matmul_impl(const py::array& a, const py::array& b, py::handle out_ob
         gemm::gemm<T>(av, bv, cv);
     }
     if (target.ptr() != result.ptr()) py::module_::import("numpy").attr("copyto")(result, target);
-    return std::move(result);
+    return result;
 }
 
 py::object matmul(py::handle a_obj, py::handle b_obj, py::handle out_obj) {

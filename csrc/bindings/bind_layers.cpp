@@ -117,7 +117,7 @@ py::object linear_impl(const LinearArgs& a, py::handle out_obj) {
                                   static_cast<T>(a.act.negative_slope), y);
     }
     if (target.ptr() != result.ptr()) py::module_::import("numpy").attr("copyto")(result, target);
-    return std::move(result);
+    return result;
 }
 
 py::object linear(py::handle x, py::handle weight, py::handle bias, py::handle activation, py::handle negative_slope,
