@@ -7,5 +7,8 @@ namespace fusedprop::bindings {
 
 void register_runtime(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_gemm(pybind11::module_& m);
+void register_layers(pybind11::module_& m);
+void register_train(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

@@ -8,4 +8,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = FUSEDPROP_VERSION;
     fusedprop::bindings::register_runtime(m);
     fusedprop::bindings::register_optim(m);
+    fusedprop::bindings::register_gemm(m);
+    fusedprop::bindings::register_layers(m);
+    fusedprop::bindings::register_train(m);
 }

@@ -1,0 +1,56 @@
+// Every GEMM block size in one table: register tile (MR x NR) and cache
+// blocks (MC, KC, NC) per dtype and ISA. Tuned on AMD EPYC Zen 3 (32 KiB L1d,
+// 512 KiB L2 per core, 32 MiB L3):
+//
+//   KC: a KC x NR micro-panel of packed B stays in L1 while the microkernel
+//       streams an MR x KC micro-panel of A past it.
+//   MC: the MC x KC block of packed A lives in L2 (about half of it).
+//   NC: the KC x NC block of packed B lives in L3.
+//
+// Determinism: KC alone fixes the order in which each C element is summed
+// (one FMA chain per K block, blocks added in order); MC, NC and the thread
+// split never change it. So results are bitwise identical for every thread
+// count. Changing KC changes the rounding, which is fine, but do it here only.
+#pragma once
+
+namespace fusedprop::gemm {
+
+enum class Isa : int { reference = 0, avx2 = 1 };
+
+struct BlockSizes {
+    int mr, nr;      // register tile: the microkernel computes MR x NR of C
+    int mc, kc, nc;  // cache blocks; mc is a multiple of mr, nc of nr
+};
+
+struct Config {
+    Isa isa;
+    const char* name;
+    BlockSizes f32;
+    BlockSizes f64;
+};
+
+// The table. One row per ISA.
+inline constexpr Config kConfigs[] = {
+    //  isa            name          f32 {mr, nr, mc,  kc,  nc}   f64 {mr, nr, mc,  kc,  nc}
+    {Isa::reference, "reference", {4, 8, 128, 256, 4096}, {4, 8, 96, 256, 4096}},
+    {Isa::avx2, "avx2", {6, 16, 144, 256, 4080}, {6, 8, 96, 256, 4080}},
+};
+
+constexpr const Config& config_for(Isa isa) { return kConfigs[static_cast<int>(isa)]; }
+
+template <class T>
+constexpr const BlockSizes& blocks_for(const Config& c);
+template <>
+constexpr const BlockSizes& blocks_for<float>(const Config& c) { return c.f32; }
+template <>
+constexpr const BlockSizes& blocks_for<double>(const Config& c) { return c.f64; }
+
+// Largest register tile any kernel uses: sizes the edge-tile scratch.
+inline constexpr int kMaxMR = 8;
+inline constexpr int kMaxNR = 16;
+
+// Below this many flops (2 m n k) a GEMM stays on the calling thread: waking
+// the pool costs more than it saves. Measured on the machine above.
+inline constexpr double kParallelFlopThreshold = 8.0e6;
+
+}  // namespace fusedprop::gemm

@@ -1,0 +1,87 @@
+// Kernel selection. Compiled with baseline flags: it must run on any CPU,
+// since it decides whether the AVX2 translation units may be entered.
+#include "dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/cpu_features.h"
+
+namespace fusedprop::gemm {
+namespace {
+
+// Mutable copies of config.h's table: tuning tools may override block sizes
+// at run time (set_block_sizes); everyone else sees the table's values.
+Config g_configs[] = {config_for(Isa::reference), config_for(Isa::avx2)};
+
+const KernelSet kReference = {&g_configs[0], &kUkernelF32Ref, &kUkernelF64Ref};
+#if defined(FUSEDPROP_HAVE_AVX2)
+const KernelSet kAvx2 = {&g_configs[1], &kUkernelF32Avx2, &kUkernelF64Avx2};
+#endif
+
+const KernelSet* kernels_for(Isa isa) {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (isa == Isa::avx2) return &kAvx2;
+#endif
+    if (isa == Isa::reference) return &kReference;
+    return nullptr;
+}
+
+bool parse_isa(const char* name, Isa* out) {
+    if (name == nullptr) return false;
+    if (std::strcmp(name, "reference") == 0) { *out = Isa::reference; return true; }
+    if (std::strcmp(name, "avx2") == 0) { *out = Isa::avx2; return true; }
+    return false;
+}
+
+const KernelSet* choose_at_startup() {
+    Isa requested;
+    if (parse_isa(std::getenv("FUSEDPROP_ISA"), &requested) && isa_available(requested))
+        return kernels_for(requested);
+    if (isa_available(Isa::avx2)) return kernels_for(Isa::avx2);
+    return &kReference;
+}
+
+std::atomic<const KernelSet*> g_active{nullptr};
+
+}  // namespace
+
+bool isa_available(Isa isa) {
+    if (isa == Isa::reference) return true;
+    if (kernels_for(isa) == nullptr) return false;  // not compiled in
+    const auto& f = runtime::cpu_features();
+    return isa == Isa::avx2 && f.avx2 && f.fma;
+}
+
+const KernelSet& active_kernels() {
+    const KernelSet* k = g_active.load(std::memory_order_acquire);
+    if (k == nullptr) {
+        k = choose_at_startup();
+        g_active.store(k, std::memory_order_release);
+    }
+    return *k;
+}
+
+const char* active_isa() { return active_kernels().config->name; }
+Isa active_isa_id() { return active_kernels().config->isa; }
+
+bool set_isa(const char* name) {
+    Isa isa;
+    if (!parse_isa(name, &isa) || !isa_available(isa)) return false;
+    g_active.store(kernels_for(isa), std::memory_order_release);
+    return true;
+}
+
+bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc) {
+    Isa isa;
+    if (!parse_isa(isa_name, &isa)) return false;
+    BlockSizes& bs = f64 ? g_configs[static_cast<int>(isa)].f64 : g_configs[static_cast<int>(isa)].f32;
+    if (mc < bs.mr || mc % bs.mr != 0 || kc < 1 || nc < bs.nr || nc % bs.nr != 0) return false;
+    bs.mc = mc;
+    bs.kc = kc;
+    bs.nc = nc;
+    return true;
+}
+
+}  // namespace fusedprop::gemm

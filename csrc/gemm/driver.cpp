@@ -1,0 +1,219 @@
+// The BLIS five loops around the microkernel:
+//
+//   loop 5  jc: over N in steps of NC   -- a KC x NC block of B lives in L3
+//   loop 4  pc: over K in steps of KC   -- pack B block (shared by all threads)
+//   loop 3  ic: over M in steps of MC   -- pack A block (per thread), in L2
+//   loop 2  jr: over NC in steps of NR  -- one B micro-panel, in L1
+//   loop 1  ir: over MC in steps of MR  -- one microkernel call
+//
+// Threads split loops 3 and 2 (row blocks x column chunks), never K: every
+// C element is summed in the same order whatever the thread count, so results
+// are bitwise identical. Earlier K blocks write partial sums to C; the last
+// one runs the epilogue (bias, pre-activation store, activation) inside the
+// microkernel, while the tile is in registers.
+#include "driver.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "dispatch.h"
+#include "pack.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/thread_pool.h"
+
+namespace fusedprop::gemm {
+namespace {
+
+// Per-thread workspaces, reused across calls (grow, never shrink).
+enum Workspace { kPackA, kPackB, kBias };
+template <class T>
+runtime::AlignedBuffer<T>& workspace(Workspace which) {
+    thread_local runtime::AlignedBuffer<T> buffers[3];
+    return buffers[which];
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Splits `panels` micro-panels into `parts` nearly equal, contiguous parts;
+// returns part i's [first, last) in panels.
+void split(index_t panels, index_t parts, index_t i, index_t* first, index_t* last) {
+    const index_t base = panels / parts, extra = panels % parts;
+    *first = i * base + std::min(i, extra);
+    *last = *first + base + (i < extra ? 1 : 0);
+}
+
+// k == 0: C = epilogue(0), elementwise.
+template <class T>
+void epilogue_only(MatrixRef<T> c, const Epilogue<T>& ep) {
+    for (index_t i = 0; i < c.rows; ++i)
+        for (index_t j = 0; j < c.cols; ++j) {
+            T v = ep.bias ? ep.bias[j * ep.bias_stride] : T(0);
+            if (ep.z.data) ep.z(i, j) = v;
+            c(i, j) = layers::scalar::forward<T>(ep.activation, v, ep.negative_slope);
+        }
+}
+
+template <class T>
+struct Job {
+    MatrixRef<const T> a, b;
+    MatrixRef<T> c, z;
+    const BlockSizes* bs;
+    Ukernel<T> kernel;
+    const T* bias;  // padded to a multiple of NR, contiguous; or nullptr
+    T slope;
+};
+
+// Loops 2 and 1 over one (row block, column chunk) of C, for one K block.
+template <class T>
+void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0, index_t mc, index_t jc,
+                  index_t jp_first, index_t jp_last, index_t kc, bool accumulate, bool last) {
+    const int MR = job.bs->mr, NR = job.bs->nr;
+    const index_t m = job.c.rows, n = job.c.cols;
+    const bool c_unit = job.c.col_stride == 1;
+    const bool z_unit = job.z.data == nullptr || job.z.col_stride == 1;
+    alignas(64) T tile[kMaxMR * kMaxNR];
+    alignas(64) T ztile[kMaxMR * kMaxNR];
+
+    UkernelArgs<T> args;
+    args.k = kc;
+    args.accumulate = accumulate;
+    args.last = last;
+    args.slope = job.slope;
+    for (index_t jp = jp_first; jp < jp_last; ++jp) {  // loop 2 (jr)
+        const index_t j0 = jc + jp * NR;
+        const index_t nr = std::min<index_t>(NR, n - j0);
+        args.b = bpack + jp * NR * kc;
+        args.bias = last && job.bias ? job.bias + j0 : nullptr;
+        for (index_t ip = 0; ip * MR < mc; ++ip) {  // loop 1 (ir)
+            const index_t i = i0 + ip * MR;
+            const index_t mr = std::min<index_t>(MR, m - i);
+            args.a = apack + ip * MR * kc;
+            if (mr == MR && nr == NR && c_unit && z_unit) {
+                args.c = &job.c(i, j0);
+                args.rs_c = job.c.row_stride;
+                args.z = last && job.z.data ? &job.z(i, j0) : nullptr;
+                args.rs_z = job.z.row_stride;
+                job.kernel(args);
+                continue;
+            }
+            // Edge tile or non-unit column stride: compute a full tile in
+            // scratch, copy the valid part.
+            if (accumulate)
+                for (index_t r = 0; r < mr; ++r)
+                    for (index_t s = 0; s < nr; ++s) tile[r * NR + s] = job.c(i + r, j0 + s);
+            args.c = tile;
+            args.rs_c = NR;
+            args.z = last && job.z.data ? ztile : nullptr;
+            args.rs_z = NR;
+            job.kernel(args);
+            for (index_t r = 0; r < mr; ++r)
+                for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
+            if (args.z)
+                for (index_t r = 0; r < mr; ++r)
+                    for (index_t s = 0; s < nr; ++s) job.z(i + r, j0 + s) = ztile[r * NR + s];
+        }
+    }
+}
+
+}  // namespace
+
+Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
+    const index_t m_panels = ceil_div(m, bs.mr);
+    const index_t n_panels = ceil_div(nc, bs.nr);
+    index_t n_ic = ceil_div(m, bs.mc);
+    index_t n_jr = 1;
+    if (threads > 1) {
+        if (n_ic >= threads) {
+            n_ic = std::min(m_panels, ceil_div(n_ic, threads) * threads);  // balanced row blocks
+        } else {
+            n_jr = std::min(n_panels, ceil_div(threads, n_ic));
+            if (n_ic * n_jr < threads) n_ic = std::min(m_panels, ceil_div(threads, n_jr));
+        }
+    }
+    return {n_ic, n_jr};
+}
+
+template <class T>
+void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep, int max_threads) {
+    const index_t m = c.rows, n = c.cols, k = a.cols;
+    assert(a.rows == m && b.rows == k && b.cols == n);
+    assert(ep.z.data == nullptr || (ep.z.rows == m && ep.z.cols == n));
+    if (m == 0 || n == 0) return;
+    if (k == 0) return epilogue_only(c, ep);
+
+    const UkernelTable<T>& table = active_table<T>();
+    const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table
+    assert(bs.mr == table.mr && bs.nr == table.nr);
+    const index_t MR = bs.mr, NR = bs.nr, MC = bs.mc, KC = bs.kc, NC = bs.nc;
+
+    int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
+    if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;
+
+    Job<T> job{a, b, c, ep.z, &bs, table.fn[static_cast<int>(ep.activation)], nullptr, ep.negative_slope};
+    if (ep.bias) {
+        // Contiguous and padded to whole micro-panels: the kernel reads NR values.
+        T* bias = workspace<T>(kBias).reserve(static_cast<std::size_t>(round_up(n, NR)));
+        for (index_t j = 0; j < n; ++j) bias[j] = ep.bias[j * ep.bias_stride];
+        for (index_t j = n; j < round_up(n, NR); ++j) bias[j] = T(0);
+        job.bias = bias;
+    }
+
+    for (index_t jc = 0; jc < n; jc += NC) {  // loop 5 (jc)
+        const index_t nc = std::min(NC, n - jc);
+        const index_t n_panels = ceil_div(nc, NR);
+        const Partition part = partition(m, nc, bs, threads);
+        for (index_t pc = 0; pc < k; pc += KC) {  // loop 4 (pc)
+            const index_t kc = std::min(KC, k - pc);
+            const bool accumulate = pc > 0, last = pc + kc == k;
+            T* bpack = workspace<T>(kPackB).reserve(static_cast<std::size_t>(n_panels * NR * kc));
+            const MatrixRef<const T> b_block = b.block(pc, jc, kc, nc);
+
+            // With one row block, each task packs just its own B micro-panels;
+            // otherwise all tasks share the whole packed block: pack it first.
+            const bool shared_b = part.n_ic > 1;
+            if (shared_b) {
+                const index_t parts = std::min<index_t>(threads, n_panels);
+                runtime::parallel_for(
+                    static_cast<std::size_t>(parts),
+                    [&](std::size_t t) {
+                        index_t first, end;
+                        split(n_panels, parts, static_cast<index_t>(t), &first, &end);
+                        const index_t j0 = first * NR, j1 = std::min(nc, end * NR);
+                        if (j1 > j0) pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc);
+                    },
+                    threads);
+            }
+
+            const index_t m_panels = ceil_div(m, MR);
+            runtime::parallel_for(
+                static_cast<std::size_t>(part.n_ic * part.n_jr),
+                [&](std::size_t t) {  // loop 3 (ic), split with loop 2 (jr)
+                    const index_t ic = static_cast<index_t>(t) / part.n_jr, jr = static_cast<index_t>(t) % part.n_jr;
+                    index_t ip0, ip1, jp0, jp1;
+                    split(m_panels, part.n_ic, ic, &ip0, &ip1);
+                    split(n_panels, part.n_jr, jr, &jp0, &jp1);
+                    if (ip1 == ip0 || jp1 == jp0) return;
+                    if (!shared_b) {
+                        const index_t j0 = jp0 * NR, j1 = std::min(nc, jp1 * NR);
+                        pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc);
+                    }
+                    const index_t i0 = ip0 * MR, i1 = std::min(m, ip1 * MR);
+                    // A row block may exceed MC when balancing; walk it in MC steps.
+                    for (index_t is = i0; is < i1; is += MC) {
+                        const index_t mc = std::min(MC, i1 - is);
+                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc + kPackSlack));
+                        pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
+                        macro_kernel(job, apack, bpack, is, mc, jc, jp0, jp1, kc, accumulate, last);
+                    }
+                },
+                threads);
+        }
+    }
+}
+
+template void gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>, const Epilogue<float>&,
+                          int);
+template void gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
+                           const Epilogue<double>&, int);
+
+}  // namespace fusedprop::gemm

@@ -1,0 +1,19 @@
+// The five loops around the microkernel (driver.cpp); the entry is gemm()
+// in gemm.h. Exposed here for tests and tools only.
+#pragma once
+
+#include "config.h"
+#include "gemm.h"
+
+namespace fusedprop::gemm {
+
+// How a GEMM of this shape is split across `threads` threads: ic blocks of
+// A (rows) times jr chunks of B micro-panels (columns). Never split over K.
+struct Partition {
+    index_t n_ic;  // row blocks (each <= MC rows, a multiple of MR but the last)
+    index_t n_jr;  // column chunks of NR micro-panels within one NC block
+};
+
+Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads);
+
+}  // namespace fusedprop::gemm

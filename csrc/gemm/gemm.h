@@ -1,0 +1,43 @@
+// The public C++ entry of the packed GEMM.
+//
+//   gemm(a, b, c, ep, max_threads):   C = epilogue(A * B)
+//
+//   a: m x k, b: k x n, c: m x n, each a strided view (any strides for a and
+//   b, including negative and zero; c and ep.z must not alias a, b or each
+//   other, and must not have zero strides).
+//   epilogue(Z) = act(Z + bias) elementwise, bias[j] added to column j; with
+//   ep.z set, Z + bias (the pre-activation) is also stored there (m x n).
+//   k == 0 gives epilogue(0); m == 0 or n == 0 returns at once.
+//
+//   max_threads: at most this many threads (0: runtime::get_num_threads()).
+//   Problems under config.h's flop threshold stay on the calling thread.
+//   The result is bitwise the same for every thread count.
+//
+// Thread safety: may be called from several threads at once (workspaces are
+// per thread; the pool runs one job at a time, others run on their caller).
+#pragma once
+
+#include "layers/activation.h"
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::gemm {
+
+template <class T>
+struct Epilogue {
+    layers::Activation activation = layers::Activation::identity;
+    T negative_slope = T(0.01);
+    const T* bias = nullptr;  // n values, or nullptr for none
+    index_t bias_stride = 1;  // in elements
+    MatrixRef<T> z{};         // z.data != nullptr: also store the pre-activation
+};
+
+template <class T>
+void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep = {},
+          int max_threads = 0);
+
+extern template void gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>,
+                                 const Epilogue<float>&, int);
+extern template void gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
+                                  const Epilogue<double>&, int);
+
+}  // namespace fusedprop::gemm

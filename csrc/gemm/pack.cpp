@@ -1,0 +1,103 @@
+#include "pack.h"
+
+#include <stdexcept>
+#include <type_traits>
+
+#include "dispatch.h"
+
+namespace fusedprop::gemm {
+
+#if defined(FUSEDPROP_HAVE_AVX2)
+// pack_avx2.cpp
+void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float* dst);
+void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst);
+void pack_a_panel_f32x6_avx2(const float* src, index_t rs, index_t kc, float* dst);
+void pack_a_panel_f64x6_avx2(const double* src, index_t rs, index_t kc, double* dst);
+#endif
+
+namespace {
+
+// A full micro-panel of a transposed B (unit row stride): the AVX2
+// transposes where they apply. True if it packed the panel.
+template <class T, int NR>
+bool pack_b_panel_fast(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (cols != NR || rs != 1 || cs == 1 || active_isa_id() != Isa::avx2) return false;
+    if constexpr (std::is_same_v<T, float> && NR == 16) {
+        pack_b_panel_t_f32x16_avx2(src, cs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && NR == 8) {
+        pack_b_panel_t_f64x8_avx2(src, cs, kc, dst);
+        return true;
+    }
+#endif
+    (void)src, (void)rs, (void)cs, (void)cols, (void)kc, (void)dst;
+    return false;
+}
+
+// A full micro-panel of a row-major A: AVX2 transposes where they apply.
+template <class T, int MR>
+bool pack_a_panel_fast(const T* src, index_t rs, index_t cs, index_t rows, index_t kc, T* dst) {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (rows != MR || cs != 1 || rs == 1 || active_isa_id() != Isa::avx2) return false;
+    if constexpr (std::is_same_v<T, float> && MR == 6) {
+        pack_a_panel_f32x6_avx2(src, rs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && MR == 6) {
+        pack_a_panel_f64x6_avx2(src, rs, kc, dst);
+        return true;
+    }
+#endif
+    (void)src, (void)rs, (void)cs, (void)rows, (void)kc, (void)dst;
+    return false;
+}
+
+template <class T, int MR>
+void pack_a_mr(MatrixRef<const T> a, T* dst) {
+    const index_t kc = a.cols;
+    for (index_t i0 = 0; i0 < a.rows; i0 += MR) {
+        const index_t rows = a.rows - i0 < MR ? a.rows - i0 : MR;
+        const T* src = a.data + i0 * a.row_stride;
+        if (pack_a_panel_fast<T, MR>(src, a.row_stride, a.col_stride, rows, kc, dst + i0 * kc)) continue;
+        detail::pack_a_panel<T, MR>(src, a.row_stride, a.col_stride, rows, kc, dst + i0 * kc);
+    }
+}
+
+template <class T, int NR>
+void pack_b_nr(MatrixRef<const T> b, T* dst) {
+    const index_t kc = b.rows;
+    for (index_t j0 = 0; j0 < b.cols; j0 += NR) {
+        const index_t cols = b.cols - j0 < NR ? b.cols - j0 : NR;
+        const T* src = b.data + j0 * b.col_stride;
+        if (!pack_b_panel_fast<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc))
+            detail::pack_b_panel<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc);
+    }
+}
+
+}  // namespace
+
+template <class T>
+void pack_a(MatrixRef<const T> a, int mr, T* dst) {
+    switch (mr) {
+        case 4: return pack_a_mr<T, 4>(a, dst);
+        case 6: return pack_a_mr<T, 6>(a, dst);
+        case 8: return pack_a_mr<T, 8>(a, dst);
+    }
+    throw std::logic_error("pack_a: no packing routine for this MR");
+}
+
+template <class T>
+void pack_b(MatrixRef<const T> b, int nr, T* dst) {
+    switch (nr) {
+        case 8: return pack_b_nr<T, 8>(b, dst);
+        case 16: return pack_b_nr<T, 16>(b, dst);
+    }
+    throw std::logic_error("pack_b: no packing routine for this NR");
+}
+
+template void pack_a<float>(MatrixRef<const float>, int, float*);
+template void pack_a<double>(MatrixRef<const double>, int, double*);
+template void pack_b<float>(MatrixRef<const float>, int, float*);
+template void pack_b<double>(MatrixRef<const double>, int, double*);
+
+}  // namespace fusedprop::gemm

@@ -1,0 +1,102 @@
+// Packing: copy a block of A or B, read through any strides (transposed,
+// negative, zero), into the micro-panel layout the microkernels stream
+// (drawn in ukernel.h), zero-padding the last micro-panel.
+//
+//   pack_a: an mc x kc block of A -> ceil(mc/MR) micro-panels, each MR x kc
+//           stored column by column (MR contiguous elements per k).
+//   pack_b: a kc x nc block of B -> ceil(nc/NR) micro-panels, each kc x NR
+//           stored row by row (NR contiguous elements per k).
+//
+// This is where a transposed operand is read "for free": x * W^T packs B from
+// W with row stride 1 and column stride in_features; W is never copied first.
+//
+// pack_a_transform is the same walk over A, but each element goes through a
+// functor f(value, i, p) (i, p: indices inside the block) on its way into
+// the panel: the hook for fusing an elementwise pass (e.g. dZ = dY * act'(S)
+// of the backward) into the packing of a GEMM operand.
+#pragma once
+
+#include <cstring>
+
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::gemm {
+
+// Entry points (pack.cpp): MR and NR are the active kernel's tile; dst must
+// hold round_up(rows, MR) * kc (resp. kc * round_up(cols, NR)) elements,
+// plus kPackSlack for pack_a (the AVX2 f32 A packing stores whole vectors).
+template <class T>
+void pack_a(MatrixRef<const T> a, int mr, T* dst);
+template <class T>
+void pack_b(MatrixRef<const T> b, int nr, T* dst);
+
+inline constexpr index_t kPackSlack = 8;
+
+inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+namespace detail {
+
+// One MR x kc micro-panel of A from `rows` (<= MR) valid rows.
+template <class T, int MR>
+void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc, T* dst) {
+    if (rows == MR && cs == 1) {
+        // Row-major A: MR rows, each contiguous in k.
+        const T* r[MR];
+        for (int i = 0; i < MR; ++i) r[i] = src + i * rs;
+        for (index_t p = 0; p < kc; ++p)
+            for (int i = 0; i < MR; ++i) dst[p * MR + i] = r[i][p];
+    } else if (rows == MR && rs == 1) {
+        // Column-major A (a transposed view): each k gives MR contiguous elements.
+        for (index_t p = 0; p < kc; ++p)
+            for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * cs + i];
+    } else {
+        for (index_t p = 0; p < kc; ++p) {
+            int i = 0;
+            for (; i < rows; ++i) dst[p * MR + i] = src[i * rs + p * cs];
+            for (; i < MR; ++i) dst[p * MR + i] = T(0);
+        }
+    }
+}
+
+// One kc x NR micro-panel of B from `cols` (<= NR) valid columns.
+template <class T, int NR>
+void pack_b_panel(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
+    if (cols == NR && cs == 1) {
+        // Row-major B: each k row has NR contiguous elements.
+        for (index_t p = 0; p < kc; ++p) std::memcpy(dst + p * NR, src + p * rs, NR * sizeof(T));
+    } else if (cols == NR && rs == 1) {
+        // B = W^T with W row-major: each column is contiguous in k. Walk
+        // NR columns in step, a few k at a time, so every read stream stays
+        // sequential and the writes fill whole panel rows.
+        const T* col[NR];
+        for (int j = 0; j < NR; ++j) col[j] = src + j * cs;
+        for (index_t p = 0; p < kc; ++p)
+            for (int j = 0; j < NR; ++j) dst[p * NR + j] = col[j][p];
+    } else {
+        for (index_t p = 0; p < kc; ++p) {
+            int j = 0;
+            for (; j < cols; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+            for (; j < NR; ++j) dst[p * NR + j] = T(0);
+        }
+    }
+}
+
+}  // namespace detail
+
+// The transforming variant of pack_a (see the file comment). F: T(T value,
+// index_t i, index_t p).
+template <class T, int MR, class F>
+void pack_a_transform(MatrixRef<const T> a, T* dst, F&& f) {
+    const index_t kc = a.cols;
+    for (index_t i0 = 0; i0 < a.rows; i0 += MR) {
+        const index_t rows = a.rows - i0 < MR ? a.rows - i0 : MR;
+        T* panel = dst + i0 * kc;
+        for (index_t p = 0; p < kc; ++p) {
+            index_t i = 0;
+            for (; i < rows; ++i) panel[p * MR + i] = f(a(i0 + i, p), i0 + i, p);
+            for (; i < MR; ++i) panel[p * MR + i] = T(0);
+        }
+    }
+}
+
+}  // namespace fusedprop::gemm

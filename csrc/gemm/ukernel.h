@@ -1,0 +1,98 @@
+// The microkernel contract and the packed layout.
+//
+// A microkernel computes one MR x NR tile of C from one packed micro-panel of
+// A and one packed micro-panel of B, with the whole tile in registers:
+//
+//                 <--------- NR --------->
+//            b:   [ b(0,0) ........ b(0,NR-1) ]   row p of the B micro-panel:
+//                 [ b(1,0) ........ b(1,NR-1) ]   NR contiguous elements,
+//                 [  ...                      ]   k rows, one after the other
+//                 [ b(k-1,0) ... b(k-1,NR-1)  ]   (ptr b + p*NR)
+//
+//   a: column p of the A micro-panel      C tile (MR x NR), row stride rs_c,
+//      = MR contiguous elements           unit column stride
+//      (ptr a + p*MR)
+//    ^  [a(0,0)  a(0,1) ... a(0,k-1) ]     [ c(0,0) ...... c(0,NR-1) ]
+//   MR  [a(1,0)  a(1,1) ... a(1,k-1) ]  -> [  ...                    ]
+//    v  [a(MR-1,0) ...    a(MR-1,k-1)]     [ c(MR-1,0) . c(MR-1,NR-1)]
+//
+//   In memory: a = a(0,0) a(1,0) .. a(MR-1,0) a(0,1) a(1,1) .. (column by column)
+//              b = b(0,0) b(0,1) .. b(0,NR-1) b(1,0) b(1,1) .. (row by row)
+//
+// Packing (pack.h) lays a whole MC x KC block of A out as ceil(MC/MR) such
+// micro-panels back to back (MR*KC elements each), and a KC x NC block of B as
+// ceil(NC/NR) micro-panels (KC*NR elements each). Rows of A past m and
+// columns of B past n are zero-padded, so a kernel always computes a full
+// tile; the driver copies the valid part of an edge tile (see driver.cpp).
+// Packed buffers are 64-byte aligned and every B micro-panel row is
+// NR*sizeof(T) bytes (a multiple of 32 for the AVX2 tiles), so B loads are
+// aligned.
+//
+// What one call does, with acc = sum over p of a(:,p) b(p,:) (one FMA chain
+// per element, p in increasing order):
+//
+//   acc += accumulate ? C : 0          (earlier K blocks were written to C)
+//   if last:                            (the epilogue, while acc is in registers)
+//       acc += bias[0..NR)              (if bias; one value per column)
+//       Z = acc                         (if z: the pre-activation, row stride rs_z)
+//       acc = act(acc)                  (the template's Activation)
+//   C = acc
+//
+// Preconditions (asserted at the top of each kernel): k >= 0; a, b non-null
+// when k > 0; b 32-byte aligned (AVX2); c non-null; bias (if any) holds NR
+// readable values; z (if any) is an MR x NR tile with unit column stride.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+
+#include "layers/activation.h"
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::gemm {
+
+template <class T>
+struct UkernelArgs {
+    index_t k = 0;
+    const T* a = nullptr;  // packed MR x k micro-panel
+    const T* b = nullptr;  // packed k x NR micro-panel
+    T* c = nullptr;        // MR x NR tile, unit column stride
+    index_t rs_c = 0;
+    bool accumulate = false;  // add the current C (not the first K block)
+    bool last = true;         // apply the epilogue (the last K block)
+    const T* bias = nullptr;  // NR values, or nullptr
+    T* z = nullptr;           // pre-activation tile, or nullptr
+    index_t rs_z = 0;
+    T slope = T(0);  // leaky_relu's negative_slope
+};
+
+template <class T>
+using Ukernel = void (*)(const UkernelArgs<T>& args);
+
+// One kernel per activation (the epilogue is a template parameter), indexed
+// by static_cast<int>(Activation).
+template <class T>
+struct UkernelTable {
+    int mr, nr;
+    const char* name;  // e.g. "f32_6x16_avx2"
+    Ukernel<T> fn[layers::kNumActivations];
+};
+
+// Defined in ukernel_ref.cpp (baseline flags).
+extern const UkernelTable<float> kUkernelF32Ref;
+extern const UkernelTable<double> kUkernelF64Ref;
+#if defined(FUSEDPROP_HAVE_AVX2)
+// Defined in ukernel_f32_6x16_avx2.cpp and ukernel_f64_6x8_avx2.cpp (-mavx2 -mfma).
+extern const UkernelTable<float> kUkernelF32Avx2;
+extern const UkernelTable<double> kUkernelF64Avx2;
+#endif
+
+#define FUSEDPROP_UKERNEL_TABLE(Kernel)                                                               \
+    {                                                                                                 \
+        &Kernel<layers::Activation::identity>, &Kernel<layers::Activation::relu>,                     \
+            &Kernel<layers::Activation::leaky_relu>, &Kernel<layers::Activation::sigmoid>,            \
+            &Kernel<layers::Activation::tanh>, &Kernel<layers::Activation::gelu>,                     \
+            &Kernel<layers::Activation::gelu_tanh>, &Kernel<layers::Activation::silu>                 \
+    }
+
+}  // namespace fusedprop::gemm

@@ -1,0 +1,19 @@
+// The fused dense-layer forward: Y = act(x W^T + b) in one GEMM call, the
+// bias and activation applied in the microkernel's write-back.
+#pragma once
+
+#include "activation.h"
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::layers {
+
+// x: M x K (any strides), w: N x K (out_features x in_features, any strides;
+// read as W^T through its strides, never copied), bias: N values at
+// bias[j * bias_stride] or nullptr, y: M x N. z: if z.data != nullptr, the
+// pre-activation Z = x W^T + b is stored there too (what gelu, gelu_tanh and
+// silu save for the backward). max_threads 0: all pool threads.
+template <class T>
+void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, Activation act,
+                    T negative_slope, MatrixRef<T> y, MatrixRef<T> z = {}, int max_threads = 0);
+
+}  // namespace fusedprop::layers

@@ -1,0 +1,290 @@
+"""The packed GEMM of the compiled core (F.matmul on the cpp backend).
+
+Oracle: NumPy in float64. Covers the XNNPACK-style size grid around the
+register tile and the K block of every ISA this machine runs (switched at run
+time with the private ``_core._set_isa``), operands and outputs of any
+strides, both dtypes, 1 and 2 threads, and bitwise equality across thread
+counts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+from fusedprop import functional as F
+from fusedprop.backends import numpy_backend
+
+_core = pytest.importorskip("fusedprop._core")
+if not hasattr(_core, "gemm_kernel_info"):
+    pytest.skip("this build has no GEMM kernels", allow_module_level=True)
+
+ISAS = tuple(_core._available_isas())
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    previous = _core.gemm_kernel_info()["isa"]
+    _core._set_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _core._set_isa(previous)
+
+
+@pytest.fixture
+def threads():
+    previous = fp.get_num_threads()
+    yield fp.set_num_threads
+    fp.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def cpp_backend():
+    with fp.use_backend("cpp"):
+        yield
+
+
+def blocks(dtype):
+    info = _core.gemm_kernel_info()
+    return info["gemm_f32_blocks" if dtype == np.float32 else "gemm_f64_blocks"]
+
+
+def check(c, a, b, dtype):
+    """c == a @ b up to a rounding bound scaled by |a| @ |b| (elementwise)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    ref = a64 @ b64
+    mag = np.abs(a64) @ np.abs(b64)
+    assert c.dtype == dtype
+    assert c.shape == ref.shape
+    err = np.abs(c.astype(np.float64) - ref)
+    bad = err > TOL[dtype] * (mag + 1e-300)
+    assert not bad.any(), f"max err {err.max()} at {np.argwhere(bad)[:3].tolist()}"
+
+
+def rand(rng, shape, dtype):
+    return rng.uniform(-1, 1, size=shape).astype(dtype)
+
+
+# ------------------------------------------------------------------ size grid
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_size_grid(isa, dtype):
+    """m in 1..MR, MR+1, 2MR+3; n in 1..NR, NR+1, 3NR-1; k around KC."""
+    bs = blocks(dtype)
+    mr, nr, kc = bs["mr"], bs["nr"], bs["kc"]
+    ms = list(range(1, mr + 1)) + [mr + 1, 2 * mr + 3]
+    ns = list(range(1, nr + 1)) + [nr + 1, 3 * nr - 1]
+    ks = [0, 1, kc - 1, kc, kc + 1, 2 * kc + 7]
+    rng = np.random.default_rng(0)
+    for k in ks:
+        for m in ms:
+            # Every n for the cheap k; a sample of the n grid for the large k.
+            for n in (ns if k <= kc + 1 or m in (1, mr, 2 * mr + 3) else ns[::3]):
+                a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+                check(F.matmul(a, b), a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 500, 600), (1000, 257, 300), (20, 700, 515), (13, 4100, 40), (2, 3, 4000)])
+def test_large(isa, threads, dtype, shape):
+    m, n, k = shape
+    rng = np.random.default_rng(1)
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    threads(1)
+    c1 = F.matmul(a, b)
+    check(c1, a, b, dtype)
+    threads(2)
+    c2 = F.matmul(a, b)
+    assert np.array_equal(c1, c2), "results differ between 1 and 2 threads"
+    threads(3)  # more threads than cores: still the same bits
+    assert np.array_equal(c1, F.matmul(a, b))
+
+
+# -------------------------------------------------------------------- strides
+
+def layouts(x):
+    """The same matrix in several memory layouts."""
+    yield "c", x
+    yield "f", np.asfortranarray(x)
+    yield "strided", np.repeat(np.repeat(x, 2, axis=0), 3, axis=1)[::2, ::3]
+    yield "neg", np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    yield "neg_f", np.asfortranarray(x[::-1])[::-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_operand_strides(isa, threads, dtype):
+    rng = np.random.default_rng(2)
+    m, n, k = 37, 45, 300
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    for n_threads in (1, 2):
+        threads(n_threads)
+        ref = F.matmul(a, b)
+        check(ref, a, b, dtype)
+        for la, av in layouts(a):
+            for lb, bv in layouts(b):
+                assert np.array_equal(av, a) and np.array_equal(bv, b)
+                c = F.matmul(av, bv)
+                assert np.array_equal(c, ref), (la, lb)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_views_and_zero_strides(isa, dtype):
+    rng = np.random.default_rng(3)
+    w = rand(rng, (19, 33), dtype)
+    x = rand(rng, (7, 33), dtype)
+    check(F.matmul(x, w.T), x, w.T, dtype)  # x @ W^T through strides
+    row = rand(rng, (1, 33), dtype)
+    a0 = np.broadcast_to(row, (9, 33))  # zero row stride
+    check(F.matmul(a0, w.T), a0, w.T, dtype)
+    b0 = np.broadcast_to(rand(rng, (33, 1), dtype), (33, 5))  # zero column stride
+    check(F.matmul(x, b0), x, b0, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_layouts(isa, threads, dtype):
+    rng = np.random.default_rng(4)
+    m, n, k = 23, 35, 70
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    ref = F.matmul(a, b)
+    for n_threads in (1, 2):
+        threads(n_threads)
+        outs = {
+            "c": np.empty((m, n), dtype),
+            "f": np.empty((m, n), dtype, order="F"),
+            "strided": np.empty((2 * m, 3 * n), dtype)[::2, ::3],
+            "neg": np.empty((m, n), dtype)[::-1, ::-1],
+        }
+        for name, out in outs.items():
+            out[...] = np.nan
+            got = F.matmul(a, b, out=out)
+            assert got is out, name
+            assert np.array_equal(out, ref), name
+    # A buffer whose strides are not whole elements: computed, then copied.
+    raw = np.zeros(m * n * a.itemsize + 1, np.uint8)[1:].view(dtype).reshape(m, n)
+    assert np.array_equal(F.matmul(a, b, out=raw), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_and_k0(isa, dtype):
+    for m, n, k in [(0, 5, 3), (4, 0, 3), (0, 0, 0), (3, 4, 0), (7, 17, 0)]:
+        a, b = np.ones((m, k), dtype), np.ones((k, n), dtype)
+        c = F.matmul(a, b)
+        assert c.shape == (m, n) and c.dtype == dtype
+        assert not c.any()
+    out = np.full((3, 4), 7.0, dtype)
+    F.matmul(np.ones((3, 0), dtype), np.ones((0, 4), dtype), out=out)
+    assert not out.any()
+
+
+def test_nan_inf_propagate(isa):
+    a = np.array([[np.nan, 1.0], [np.inf, 0.0], [1.0, 2.0]])
+    b = np.array([[1.0, 0.0], [0.0, 1.0]])
+    with np.errstate(invalid="ignore"):
+        expected = a @ b
+    np.testing.assert_array_equal(F.matmul(a, b), expected)
+
+
+# ------------------------------------------------------------------ dispatch
+
+def test_kernel_info_and_cpu_info():
+    info = _core.gemm_kernel_info()
+    for key in ("isa", "gemm_f32_tile", "gemm_f64_tile", "gemm_f32_blocks", "gemm_f64_blocks"):
+        assert key in info
+    assert info["isa"] in ("avx2", "reference")
+    mr, nr = map(int, info["gemm_f32_tile"].split("x"))
+    assert (mr, nr) == (info["gemm_f32_blocks"]["mr"], info["gemm_f32_blocks"]["nr"])
+    assert fp.cpu_info()["isa"] == info["isa"]
+    features = _core.cpu_features()
+    if features["avx2"] and features["fma"]:
+        assert "avx2" in ISAS
+    assert "reference" in ISAS
+
+
+def test_set_isa_rejects_unknown():
+    with pytest.raises(ValueError, match="_set_isa"):
+        _core._set_isa("sse9")
+
+
+def test_env_forces_reference():
+    code = "from fusedprop import _core; print(_core.gemm_kernel_info()['isa'])"
+    env = dict(os.environ, FUSEDPROP_ISA="reference")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
+    assert out.stdout.strip() == "reference"
+
+
+# -------------------------------------------------------------------- errors
+
+def _same_error(call):
+    """The compiled core raises what the NumPy reference raises, word for word."""
+    with pytest.raises(Exception) as ref:
+        call(numpy_backend)
+    with pytest.raises(type(ref.value)) as got:
+        call(_core)
+    assert str(got.value) == str(ref.value)
+    return got.value
+
+
+def test_errors_match_reference():
+    f32 = np.ones((3, 4), np.float32)
+    f64 = np.ones((4, 5))
+    cases = [
+        lambda m: m.matmul([[1.0]], f64, None),
+        lambda m: m.matmul(f64.T, "b", None),
+        lambda m: m.matmul(np.ones((3, 4), np.int64), f64, None),
+        lambda m: m.matmul(np.ones((3, 4), ">f8"), f64, None),
+        lambda m: m.matmul(f32, f64, None),
+        lambda m: m.matmul(np.ones(4), f64, None),
+        lambda m: m.matmul(f64, np.ones((4, 5, 1)), None),
+        lambda m: m.matmul(np.ones((3, 5)), f64, None),
+        lambda m: m.matmul(np.ones((3, 4)), f64, np.ones((3, 4))),
+        lambda m: m.matmul(np.ones((3, 4)), f64, np.ones((3, 5), np.float32)),
+        lambda m: m.matmul(np.ones((3, 4)), f64, [[0.0]]),
+    ]
+    kinds = [TypeError, TypeError, TypeError, TypeError, TypeError, ValueError, ValueError, ValueError, ValueError,
+             TypeError, TypeError]
+    for case, kind in zip(cases, kinds):
+        assert isinstance(_same_error(case), kind)
+
+
+def test_out_read_only_and_overlap():
+    a = np.ones((4, 4))
+    b = np.ones((4, 4))
+    ro = np.zeros((4, 4))
+    ro.flags.writeable = False
+    _same_error(lambda m: m.matmul(a, b, ro))
+    _same_error(lambda m: m.matmul(a, b, a))
+    _same_error(lambda m: m.matmul(a, b, b.T))
+    big = np.zeros((8, 8))
+    # Interleaved, disjoint views of one buffer are fine...
+    assert np.array_equal(F.matmul(big[::2, ::2], b, out=big[1::2, ::2]), np.zeros((4, 4)))
+    # ...overlapping ones are not.
+    _same_error(lambda m: m.matmul(big[:4, :4], b, big[2:6, 2:6]))
+
+
+def test_gil_released_threads_agree():
+    import threading
+
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, (200, 300), np.float32), rand(rng, (300, 150), np.float32)
+    ref = F.matmul(a, b)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = F.matmul(a, b)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for r in results:
+        assert np.array_equal(r, ref)
