@@ -206,9 +206,13 @@ private:
         const auto rules = parse_updates<T>(tensors, plan, params, updates);
         train::Target<T> target;
         const index_t n_out = plan.layers().back().out_features;
-        if (loss_kind_ == LossKind::cross_entropy)
+        if (loss_kind_ == LossKind::cross_entropy) {
             target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
-        else
+            const index_t bad = train::first_invalid_class(target.classes, xm.rows, n_out);
+            if (bad >= 0)
+                throw py::value_error("TrainStep: target class index " + std::to_string(target.classes[bad]) +
+                                      " is out of range [0, " + std::to_string(n_out) + ")");
+        } else
             target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
 
         py::gil_scoped_release release;
