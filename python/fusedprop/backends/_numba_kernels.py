@@ -12,11 +12,13 @@ Arithmetic stays in the input's dtype: a Python float or int literal mixed
 with a float32 value would promote it to float64, so every constant comes in
 the small array ``c`` of the input's dtype (see ``constants``).
 
-Layer kernels: the products are Numba's ``np.dot`` (BLAS), the elementwise
-work is one ``prange`` pass over rows: bias + activation after the forward
-product; dZ and the bias gradient before the backward products. The bias
-gradient is summed in fixed chunks of ``DB_CHUNK`` rows whose partial sums
-are added in order, so it does not depend on the number of threads.
+Layer kernels: the products run in NumPy's BLAS (``numba_backend`` calls
+``np.matmul`` with ``out=``; see there why not Numba's ``np.dot``); the
+elementwise work is one pass over the rows, ``prange`` when large: bias +
+activation after the forward product, dZ and the bias gradient before the
+backward products. The bias gradient is summed in fixed chunks of
+``DB_CHUNK`` rows whose partial sums are added in order, so it does not
+depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -162,56 +164,93 @@ def _backward_row(g, s, act, c, dz):
 
 
 # ------------------------------------------------------------------ kernels
+#
+# Each elementwise pass takes `parallel`: True runs it as a prange loop, False
+# as a plain loop in the same compiled function (small problems: launching
+# the thread team costs more than the work). Both cut the work the same way,
+# so the results are bitwise the same.
 
-@njit(cache=True, nogil=True, parallel=True)
-def activation_forward(x, act, c, y):
-    """y = act(x) for 1-D C-contiguous x and y (y may be x)."""
-    n = x.shape[0]
-    block = 4096
-    for i in prange((n + block - 1) // block):
-        lo = i * block
-        hi = min(lo + block, n)
-        _forward_row(x[lo:hi], act, c, y[lo:hi])
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def activation_backward(g, s, act, c, dz):
-    """dz = g * act'(.) for 1-D C-contiguous arrays."""
-    n = g.shape[0]
-    block = 4096
-    for i in prange((n + block - 1) // block):
-        lo = i * block
-        hi = min(lo + block, n)
-        _backward_row(g[lo:hi], s[lo:hi], act, c, dz[lo:hi])
+ELEMENT_BLOCK = 4096  # elements per prange iteration in the 1-D activation passes
 
 
 @njit(cache=True, nogil=True)
-def matmul(a, b, out):
-    """out = a @ b (a, b C- or F-contiguous; out C-contiguous)."""
-    np.dot(a, b, out)
+def _activation_block(x, act, c, y, i):
+    lo = i * ELEMENT_BLOCK
+    hi = min(lo + ELEMENT_BLOCK, x.shape[0])
+    _forward_row(x[lo:hi], act, c, y[lo:hi])
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def linear_forward(x, w, b, has_bias, act, c, z, y):
-    """z = x @ w.T; y = act(z + b), one prange pass over the rows of z.
+def activation_forward(x, act, c, y, parallel):
+    """y = act(x) for 1-D C-contiguous x and y (y may be x)."""
+    blocks = (x.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK
+    if parallel:
+        for i in prange(blocks):
+            _activation_block(x, act, c, y, i)
+    else:
+        for i in range(blocks):
+            _activation_block(x, act, c, y, i)
 
-    z receives the pre-activation (bias included); y may be z itself when Z
-    need not be kept. All arrays C-contiguous.
+
+@njit(cache=True, nogil=True)
+def _activation_grad_block(g, s, act, c, dz, i):
+    lo = i * ELEMENT_BLOCK
+    hi = min(lo + ELEMENT_BLOCK, g.shape[0])
+    _backward_row(g[lo:hi], s[lo:hi], act, c, dz[lo:hi])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def activation_backward(g, s, act, c, dz, parallel):
+    """dz = g * act'(.) for 1-D C-contiguous arrays."""
+    blocks = (g.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK
+    if parallel:
+        for i in prange(blocks):
+            _activation_grad_block(g, s, act, c, dz, i)
+    else:
+        for i in range(blocks):
+            _activation_grad_block(g, s, act, c, dz, i)
+
+
+@njit(cache=True, nogil=True)
+def _bias_activation_row(z, b, has_bias, act, c, y, i):
+    row = z[i]
+    if has_bias:
+        for j in range(row.shape[0]):
+            row[j] += b[j]
+    _forward_row(row, act, c, y[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def bias_activation(z, b, has_bias, act, c, y, parallel):
+    """z += b and y = act(z), in one pass over the rows of the product z = x @ w.T.
+
+    z keeps the pre-activation; y may be z itself when Z need not be kept.
+    All arrays C-contiguous.
     """
-    np.dot(x, w.T, z)  # BLAS; fills zeros when in_features == 0
-    n = z.shape[1]
-    for i in prange(z.shape[0]):
-        row = z[i]
-        if has_bias:
-            for j in range(n):
-                row[j] += b[j]
-        _forward_row(row, act, c, y[i])
+    if parallel:
+        for i in prange(z.shape[0]):
+            _bias_activation_row(z, b, has_bias, act, c, y, i)
+    else:
+        for i in range(z.shape[0]):
+            _bias_activation_row(z, b, has_bias, act, c, y, i)
+
+
+@njit(cache=True, nogil=True)
+def _dz_db_chunk(g, s, act, c, dz, partial, ci):
+    """dz for the rows of chunk ci, and their column sums into partial[ci]."""
+    acc = partial[ci]
+    n = g.shape[1]
+    for i in range(ci * DB_CHUNK, min((ci + 1) * DB_CHUNK, g.shape[0])):
+        if act != IDENTITY:
+            _backward_row(g[i], s[i], act, c, dz[i])
+        row = dz[i]
+        for j in range(n):
+            acc[j] += row[j]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def linear_backward(g, s, x, w, act, c, dz, gw, gx, need_gx):
-    """dz = g * act'(.) and db = sum of dz over rows in one prange pass, then
-    gw = dz.T @ x and (when need_gx) gx = dz @ w with BLAS. Returns db.
+def dz_and_bias_grad(g, s, act, c, dz, parallel):
+    """dz = g * act'(.) and db = sum of dz over rows, in one pass. Returns db.
 
     For identity pass dz = g (it is only read). The rows are cut into fixed
     chunks of DB_CHUNK rows whose partial sums are added in order afterwards,
@@ -220,20 +259,15 @@ def linear_backward(g, s, x, w, act, c, dz, gw, gx, need_gx):
     m, n = g.shape
     chunks = (m + DB_CHUNK - 1) // DB_CHUNK
     partial = np.zeros((chunks, n), dtype=g.dtype)
-    for ci in prange(chunks):
-        acc = partial[ci]
-        for i in range(ci * DB_CHUNK, min((ci + 1) * DB_CHUNK, m)):
-            if act != IDENTITY:
-                _backward_row(g[i], s[i], act, c, dz[i])
-            row = dz[i]
-            for j in range(n):
-                acc[j] += row[j]
+    if parallel:
+        for ci in prange(chunks):
+            _dz_db_chunk(g, s, act, c, dz, partial, ci)
+    else:
+        for ci in range(chunks):
+            _dz_db_chunk(g, s, act, c, dz, partial, ci)
     db = np.zeros(n, dtype=g.dtype)
     for ci in range(chunks):
         p = partial[ci]
         for j in range(n):
             db[j] += p[j]
-    np.dot(dz.T, x, gw)  # fills zeros for an empty batch
-    if need_gx:
-        np.dot(dz, w, gx)
     return db
