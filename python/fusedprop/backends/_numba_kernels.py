@@ -165,10 +165,12 @@ def _backward_row(g, s, act, c, dz):
 
 # ------------------------------------------------------------------ kernels
 #
-# Each elementwise pass takes `parallel`: True runs it as a prange loop, False
-# as a plain loop in the same compiled function (small problems: launching
-# the thread team costs more than the work). Both cut the work the same way,
-# so the results are bitwise the same.
+# Each elementwise pass comes twice: `name` runs a plain loop (small
+# problems: launching the thread team costs more than the work), and
+# `name_parallel` the same loop as a `prange`. Separate functions, so that a
+# program with small layers never compiles the parallel one (the parfor
+# machinery roughly triples the compile time). Both cut the work the same
+# way and give bitwise the same results.
 
 ELEMENT_BLOCK = 4096  # elements per prange iteration in the 1-D activation passes
 
@@ -180,16 +182,16 @@ def _activation_block(x, act, c, y, i):
     _forward_row(x[lo:hi], act, c, y[lo:hi])
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def activation_forward(x, act, c, y, parallel):
+@njit(cache=True, nogil=True)
+def activation_forward(x, act, c, y):
     """y = act(x) for 1-D C-contiguous x and y (y may be x)."""
-    blocks = (x.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK
-    if parallel:
-        for i in prange(blocks):
-            _activation_block(x, act, c, y, i)
-    else:
-        for i in range(blocks):
-            _activation_block(x, act, c, y, i)
+    _forward_row(x, act, c, y)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def activation_forward_parallel(x, act, c, y):
+    for i in prange((x.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK):
+        _activation_block(x, act, c, y, i)
 
 
 @njit(cache=True, nogil=True)
@@ -199,16 +201,16 @@ def _activation_grad_block(g, s, act, c, dz, i):
     _backward_row(g[lo:hi], s[lo:hi], act, c, dz[lo:hi])
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def activation_backward(g, s, act, c, dz, parallel):
+@njit(cache=True, nogil=True)
+def activation_backward(g, s, act, c, dz):
     """dz = g * act'(.) for 1-D C-contiguous arrays."""
-    blocks = (g.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK
-    if parallel:
-        for i in prange(blocks):
-            _activation_grad_block(g, s, act, c, dz, i)
-    else:
-        for i in range(blocks):
-            _activation_grad_block(g, s, act, c, dz, i)
+    _backward_row(g, s, act, c, dz)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def activation_backward_parallel(g, s, act, c, dz):
+    for i in prange((g.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK):
+        _activation_grad_block(g, s, act, c, dz, i)
 
 
 @njit(cache=True, nogil=True)
@@ -220,19 +222,21 @@ def _bias_activation_row(z, b, has_bias, act, c, y, i):
     _forward_row(row, act, c, y[i])
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def bias_activation(z, b, has_bias, act, c, y, parallel):
+@njit(cache=True, nogil=True)
+def bias_activation(z, b, has_bias, act, c, y):
     """z += b and y = act(z), in one pass over the rows of the product z = x @ w.T.
 
     z keeps the pre-activation; y may be z itself when Z need not be kept.
     All arrays C-contiguous.
     """
-    if parallel:
-        for i in prange(z.shape[0]):
-            _bias_activation_row(z, b, has_bias, act, c, y, i)
-    else:
-        for i in range(z.shape[0]):
-            _bias_activation_row(z, b, has_bias, act, c, y, i)
+    for i in range(z.shape[0]):
+        _bias_activation_row(z, b, has_bias, act, c, y, i)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def bias_activation_parallel(z, b, has_bias, act, c, y):
+    for i in prange(z.shape[0]):
+        _bias_activation_row(z, b, has_bias, act, c, y, i)
 
 
 @njit(cache=True, nogil=True)
@@ -248,26 +252,35 @@ def _dz_db_chunk(g, s, act, c, dz, partial, ci):
             acc[j] += row[j]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def dz_and_bias_grad(g, s, act, c, dz, parallel):
+@njit(cache=True, nogil=True)
+def _sum_partials(partial):
+    db = np.zeros(partial.shape[1], dtype=partial.dtype)
+    for ci in range(partial.shape[0]):  # in order: independent of the threads
+        p = partial[ci]
+        for j in range(p.shape[0]):
+            db[j] += p[j]
+    return db
+
+
+@njit(cache=True, nogil=True)
+def dz_and_bias_grad(g, s, act, c, dz):
     """dz = g * act'(.) and db = sum of dz over rows, in one pass. Returns db.
 
     For identity pass dz = g (it is only read). The rows are cut into fixed
     chunks of DB_CHUNK rows whose partial sums are added in order afterwards,
     so db does not depend on the number of threads. All arrays C-contiguous.
     """
-    m, n = g.shape
-    chunks = (m + DB_CHUNK - 1) // DB_CHUNK
-    partial = np.zeros((chunks, n), dtype=g.dtype)
-    if parallel:
-        for ci in prange(chunks):
-            _dz_db_chunk(g, s, act, c, dz, partial, ci)
-    else:
-        for ci in range(chunks):
-            _dz_db_chunk(g, s, act, c, dz, partial, ci)
-    db = np.zeros(n, dtype=g.dtype)
+    chunks = (g.shape[0] + DB_CHUNK - 1) // DB_CHUNK
+    partial = np.zeros((chunks, g.shape[1]), dtype=g.dtype)
     for ci in range(chunks):
-        p = partial[ci]
-        for j in range(n):
-            db[j] += p[j]
-    return db
+        _dz_db_chunk(g, s, act, c, dz, partial, ci)
+    return _sum_partials(partial)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def dz_and_bias_grad_parallel(g, s, act, c, dz):
+    chunks = (g.shape[0] + DB_CHUNK - 1) // DB_CHUNK
+    partial = np.zeros((chunks, g.shape[1]), dtype=g.dtype)
+    for ci in prange(chunks):
+        _dz_db_chunk(g, s, act, c, dz, partial, ci)
+    return _sum_partials(partial)
