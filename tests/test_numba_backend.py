@@ -103,3 +103,35 @@ def test_numba_linear_into_non_contiguous_out(numba_backend):
     assert F.linear(x, w, b, "relu", out=out) is out
     np.testing.assert_allclose(out, np.maximum(x @ w.T + b, 0), rtol=1e-12)
     assert np.all(buf[..., 1::2] == 9.0)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_numba_forked_child_still_runs_after_parallel_parent(tmp_path):
+    # Numba's GNU OpenMP layer kills a forked child that opens a parallel
+    # region after the parent did; the backend runs such children serially.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os
+        import numpy as np
+        import fusedprop as fp
+        from fusedprop import functional as F
+        fp.set_backend("numba")
+        fp.set_num_threads(2)
+        x, w = np.ones((1024, 64), np.float32), np.ones((128, 64), np.float32)
+        F.linear(x, w, None, "relu")  # big enough for the parallel pass
+        pid = os.fork()
+        if pid == 0:
+            y, saved = F.linear_forward(x, w, None, "gelu")
+            gx, gw, gb = F.linear_backward(np.ones_like(y), x, w, saved, "gelu")
+            os._exit(0 if y[0, 0] == 64 and gb[0] == 1024 else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "FUSEDPROP_BACKEND"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "child 0", proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ copied first.
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numba
@@ -69,12 +70,33 @@ def get_num_threads() -> int:
 def _pick(serial, parallel, work: int):
     """The kernel for a pass over ``work`` elements: ``parallel`` (after setting
     Numba's thread count on this Python thread) when it is worth it."""
-    if _threads == 1 or work < _PARALLEL_MIN:
+    global _parallel_used
+    if _threads == 1 or work < _PARALLEL_MIN or _serial_only:
         return serial
     if getattr(_tls, "n", None) != _threads:  # numba.set_num_threads costs ~2 us; skip repeats
         numba.set_num_threads(_threads)
         _tls.n = _threads
+    _parallel_used = True
     return parallel
+
+
+# Numba's "omp" threading layer (GNU OpenMP, its default without TBB)
+# terminates a forked child that starts a parallel region once the parent
+# has used one ("fork() called from a process already using GNU OpenMP").
+# Such children (multiprocessing's default start method on Linux) run the
+# elementwise passes on one thread instead.
+_parallel_used = False
+_serial_only = False
+
+
+def _after_fork_in_child() -> None:
+    global _serial_only
+    if _parallel_used and numba.threading_layer() == "omp":
+        _serial_only = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _c(a: np.ndarray) -> np.ndarray:
