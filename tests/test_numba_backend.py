@@ -47,12 +47,18 @@ def _layer(rng, dtype, activation, m=300, k=70, n=200):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["relu", "gelu", "identity"])
-def test_numba_results_do_not_depend_on_thread_count(numba_backend, dtype, activation):
-    # 300 x 200 outputs: above the size at which the prange passes go parallel.
+def test_numba_results_do_not_depend_on_thread_count(numba_backend, dtype, activation, monkeypatch):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has one thread here")
+    # Every pass goes parallel with more than one thread, however small.
+    monkeypatch.setattr(numba_backend, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(numba_backend, "_PARALLEL_MIN_CHEAP", 1)
+    monkeypatch.setattr(numba_backend, "_parallel_used", False)
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):
         fp.set_num_threads(threads)
         results.append(_layer(np.random.default_rng(7), dtype, activation))
+        assert numba_backend._parallel_used == (threads > 1)
     for one, many in zip(*results):
         np.testing.assert_array_equal(one, many)  # bitwise, db included
 
@@ -121,7 +127,7 @@ def test_numba_forked_child_still_runs_after_parallel_parent(tmp_path):
         fp.set_backend("numba")
         fp.set_num_threads(2)
         x, w = np.ones((1024, 64), np.float32), np.ones((128, 64), np.float32)
-        F.linear(x, w, None, "relu")  # big enough for the parallel pass
+        F.linear(x, w, None, "gelu")  # big enough for a parallel pass
         pid = os.fork()
         if pid == 0:
             y, saved = F.linear_forward(x, w, None, "gelu")

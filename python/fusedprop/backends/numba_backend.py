@@ -39,9 +39,15 @@ NAME = "numba"
 _CODES = {name: code for code, name in enumerate(v.ACTIVATIONS)}
 assert _CODES["silu"] == k.SILU and _CODES["relu"] == k.RELU
 
-# Elementwise passes smaller than this stay on one thread: waking the pool
-# costs more than the work.
+# Elementwise passes smaller than this (in elements) stay on one thread.
+# Cheap activations are memory-bound: threads gain little (a few percent of
+# the layer, next to its GEMM), while a parallel region whose thread is
+# descheduled waits at the barrier -- on a busy 2-core machine a (256, 1024)
+# relu pass took 15 ms in parallel against 0.2 ms serially. Activations that
+# call exp/erf/tanh (10-50 ns an element, scalar libm) profit much sooner.
+_PARALLEL_MIN_CHEAP = 1 << 20
 _PARALLEL_MIN = 1 << 15
+_CHEAP = frozenset({"identity", "relu", "leaky_relu"})
 
 _threads = 1
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
@@ -67,11 +73,11 @@ def get_num_threads() -> int:
     return _threads
 
 
-def _pick(serial, parallel, work: int):
-    """The kernel for a pass over ``work`` elements: ``parallel`` (after setting
-    Numba's thread count on this Python thread) when it is worth it."""
+def _pick(serial, parallel, work: int, activation: str):
+    """The kernel for a pass of ``activation`` over ``work`` elements: ``parallel``
+    (after setting Numba's thread count on this Python thread) when it is worth it."""
     global _parallel_used
-    if _threads == 1 or work < _PARALLEL_MIN or _serial_only:
+    if _threads == 1 or _serial_only or work < (_PARALLEL_MIN_CHEAP if activation in _CHEAP else _PARALLEL_MIN):
         return serial
     if getattr(_tls, "n", None) != _threads:  # numba.set_num_threads costs ~2 us; skip repeats
         numba.set_num_threads(_threads)
@@ -139,7 +145,7 @@ def activation(x, name, negative_slope, out):
     v.check_activation_call(x, name, negative_slope, out)
     xf = _flat(x)
     yf = _target(out, (xf.size,), x.dtype)
-    kernel = _pick(k.activation_forward, k.activation_forward_parallel, xf.size)
+    kernel = _pick(k.activation_forward, k.activation_forward_parallel, xf.size, name)
     kernel(xf, _CODES[name], k.constants(x.dtype, negative_slope), yf)
     return _finish(yf, out, x.shape)
 
@@ -149,7 +155,7 @@ def activation_grad(grad_y, saved, name, negative_slope):
     gf = _flat(grad_y)
     sf = gf if name == "identity" else _flat(saved)
     dz = np.empty(gf.size, grad_y.dtype)
-    kernel = _pick(k.activation_backward, k.activation_backward_parallel, gf.size)
+    kernel = _pick(k.activation_backward, k.activation_backward_parallel, gf.size, name)
     kernel(gf, sf, _CODES[name], k.constants(grad_y.dtype, negative_slope), dz)
     return dz.reshape(grad_y.shape)
 
@@ -166,7 +172,7 @@ def _forward(x, weight, bias, activation, negative_slope, z, y):
     np.matmul(_blas(x.reshape(z.shape[0], x.shape[-1])), _blas(weight).T, out=z)  # zeros if in_features == 0
     has_bias = bias is not None
     b = _c(bias) if has_bias else _EMPTY[x.dtype]
-    kernel = _pick(k.bias_activation, k.bias_activation_parallel, z.size)
+    kernel = _pick(k.bias_activation, k.bias_activation_parallel, z.size, activation)
     kernel(z, b, has_bias, _CODES[activation], k.constants(x.dtype, negative_slope), y)
 
 
@@ -200,7 +206,7 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     identity = activation == "identity"
     s = g if identity else _rows(saved)
     dz = g if identity else np.empty((m, n), g.dtype)  # identity: dZ is dY, only read
-    kernel = _pick(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size)
+    kernel = _pick(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size, activation)
     grad_bias = kernel(g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz)
     x2 = _blas(x.reshape(m, x.shape[-1]))
     grad_weight = np.matmul(dz.T, x2)  # zeros for an empty batch
