@@ -86,18 +86,23 @@ def _pick(serial, parallel, work: int, activation: str):
     return parallel
 
 
-# Numba's "omp" threading layer (GNU OpenMP, its default without TBB)
+# Numba's "omp" threading layer (GNU OpenMP; Numba's default without TBB)
 # terminates a forked child that starts a parallel region once the parent
-# has used one ("fork() called from a process already using GNU OpenMP").
+# has launched the layer ("fork() called from a process already using GNU
+# OpenMP") -- and loading this backend launches it (numba.set_num_threads).
 # Such children (multiprocessing's default start method on Linux) run the
 # elementwise passes on one thread instead.
-_parallel_used = False
+_parallel_used = False  # for the tests: a parallel kernel ran in this process
 _serial_only = False
 
 
 def _after_fork_in_child() -> None:
     global _serial_only
-    if _parallel_used and numba.threading_layer() == "omp":
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # never launched in the parent: the child may launch it
+        return
+    if layer == "omp":
         _serial_only = True
 
 
