@@ -143,3 +143,43 @@ def test_numba_forked_child_still_runs(tmp_path, parent_ran_parallel):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "child 0", proc.stdout + proc.stderr
+
+
+def test_numba_workqueue_layer_survives_concurrent_calls(tmp_path):
+    # Numba's workqueue layer aborts the process when two threads launch
+    # parallel kernels at once; the backend runs one at a time there.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading
+        import numba
+        import numpy as np
+        import fusedprop as fp
+        from fusedprop import functional as F
+        fp.set_backend("numba")
+        fp.set_num_threads(2)
+        assert numba.threading_layer() == "workqueue"
+        x, w = np.ones((400, 64)), np.ones((200, 64))
+        expected = F.linear(x, w, None, "silu")  # 80000 outputs: parallel passes
+        bad = []
+        def work():
+            for _ in range(20):
+                y, saved = F.linear_forward(x, w, None, "silu")
+                F.linear_backward(y, x, w, saved, "silu")
+                bad.append(not np.array_equal(y, expected))
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print("ok" if len(bad) == 80 and not any(bad) else "wrong")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "FUSEDPROP_BACKEND"}
+    env["NUMBA_THREADING_LAYER"] = "workqueue"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "ok", proc.stdout + proc.stderr

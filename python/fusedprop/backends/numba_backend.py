@@ -109,6 +109,26 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
+# Numba's "workqueue" layer (its last resort, e.g. on macOS without libomp
+# or TBB) aborts the process when two threads launch parallel kernels at
+# once. There, one parallel kernel runs at a time; a call that finds one
+# running takes the serial kernel. Set after the layer is launched (below).
+_workqueue = False
+_workqueue_lock = threading.Lock()
+
+
+def _run(serial, parallel, work: int, activation: str, *args):
+    """Run the pass with the kernel ``_pick`` chooses."""
+    kernel = _pick(serial, parallel, work, activation)
+    if kernel is serial or not _workqueue:
+        return kernel(*args)
+    if not _workqueue_lock.acquire(blocking=False):
+        return serial(*args)
+    try:
+        return parallel(*args)
+    finally:
+        _workqueue_lock.release()
+
 
 def _c(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
@@ -150,8 +170,8 @@ def activation(x, name, negative_slope, out):
     v.check_activation_call(x, name, negative_slope, out)
     xf = _flat(x)
     yf = _target(out, (xf.size,), x.dtype)
-    kernel = _pick(k.activation_forward, k.activation_forward_parallel, xf.size, name)
-    kernel(xf, _CODES[name], k.constants(x.dtype, negative_slope), yf)
+    _run(k.activation_forward, k.activation_forward_parallel, xf.size, name,
+         xf, _CODES[name], k.constants(x.dtype, negative_slope), yf)
     return _finish(yf, out, x.shape)
 
 
@@ -160,8 +180,8 @@ def activation_grad(grad_y, saved, name, negative_slope):
     gf = _flat(grad_y)
     sf = gf if name == "identity" else _flat(saved)
     dz = np.empty(gf.size, grad_y.dtype)
-    kernel = _pick(k.activation_backward, k.activation_backward_parallel, gf.size, name)
-    kernel(gf, sf, _CODES[name], k.constants(grad_y.dtype, negative_slope), dz)
+    _run(k.activation_backward, k.activation_backward_parallel, gf.size, name,
+         gf, sf, _CODES[name], k.constants(grad_y.dtype, negative_slope), dz)
     return dz.reshape(grad_y.shape)
 
 
@@ -177,8 +197,8 @@ def _forward(x, weight, bias, activation, negative_slope, z, y):
     np.matmul(_blas(x.reshape(z.shape[0], x.shape[-1])), _blas(weight).T, out=z)  # zeros if in_features == 0
     has_bias = bias is not None
     b = _c(bias) if has_bias else _EMPTY[x.dtype]
-    kernel = _pick(k.bias_activation, k.bias_activation_parallel, z.size, activation)
-    kernel(z, b, has_bias, _CODES[activation], k.constants(x.dtype, negative_slope), y)
+    _run(k.bias_activation, k.bias_activation_parallel, z.size, activation,
+         z, b, has_bias, _CODES[activation], k.constants(x.dtype, negative_slope), y)
 
 
 def linear(x, weight, bias, activation, negative_slope, out):
@@ -211,8 +231,8 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     identity = activation == "identity"
     s = g if identity else _rows(saved)
     dz = g if identity else np.empty((m, n), g.dtype)  # identity: dZ is dY, only read
-    kernel = _pick(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size, activation)
-    grad_bias = kernel(g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz)
+    grad_bias = _run(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size, activation,
+                     g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz)
     x2 = _blas(x.reshape(m, x.shape[-1]))
     grad_weight = np.matmul(dz.T, x2)  # zeros for an empty batch
     grad_x = np.matmul(dz, _blas(weight)).reshape(x.shape) if needs_input_grad else None
@@ -222,7 +242,8 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
 def _apply_current_thread_setting() -> None:
     from .. import _runtime  # noqa: PLC0415 (import cycle: _runtime imports the registry)
 
-    set_num_threads(_runtime.get_num_threads())
+    set_num_threads(_runtime.get_num_threads())  # also launches Numba's threading layer
 
 
 _apply_current_thread_setting()
+_workqueue = numba.threading_layer() == "workqueue"
