@@ -86,17 +86,18 @@ def test_numba_kernels_run_from_several_python_threads(numba_backend):
             np.testing.assert_array_equal(a, e)
 
 
-def test_numba_accepts_read_only_inputs(numba_backend):
+@pytest.mark.parametrize("activation", ["tanh", "identity", "gelu"])
+def test_numba_accepts_read_only_inputs(numba_backend, activation):
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((6, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
     for a in (x, w, b):
         a.flags.writeable = False
-    y, saved = F.linear_forward(x, w, b, "tanh")
+    y, saved = F.linear_forward(x, w, b, activation)
     gy = np.ones_like(y)
     gy.flags.writeable = False
-    got = F.linear_backward(gy, x, w, saved, "tanh") + (F.activation(x, "gelu"),)
+    got = F.linear_backward(gy, x, w, saved, activation) + (F.activation(x, "gelu"),)
     with fp.use_backend("numpy"):
-        want = F.linear_backward(gy, x, w, saved, "tanh") + (F.activation(x, "gelu"),)
+        want = F.linear_backward(gy, x, w, saved, activation) + (F.activation(x, "gelu"),)
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 

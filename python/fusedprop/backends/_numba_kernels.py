@@ -245,9 +245,11 @@ def _dz_db_chunk(g, s, act, c, dz, partial, ci):
     acc = partial[ci]
     n = g.shape[1]
     for i in range(ci * DB_CHUNK, min((ci + 1) * DB_CHUNK, g.shape[0])):
-        if act != IDENTITY:
+        if act == IDENTITY:  # dz is g itself: only summed (dz is a dummy then)
+            row = g[i]
+        else:
             _backward_row(g[i], s[i], act, c, dz[i])
-        row = dz[i]
+            row = dz[i]
         for j in range(n):
             acc[j] += row[j]
 
@@ -266,7 +268,8 @@ def _sum_partials(partial):
 def dz_and_bias_grad(g, s, act, c, dz):
     """dz = g * act'(.) and db = sum of dz over rows, in one pass. Returns db.
 
-    For identity pass dz = g (it is only read). The rows are cut into fixed
+    For identity dZ is g: pass any writable 2-D array as dz, it is not touched.
+    The rows are cut into fixed
     chunks of DB_CHUNK rows whose partial sums are added in order afterwards,
     so db does not depend on the number of threads. All arrays C-contiguous.
     """

@@ -51,6 +51,7 @@ _CHEAP = frozenset({"identity", "relu", "leaky_relu"})
 
 _threads = 1
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32), np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 _tls = threading.local()  # the count last given to numba.set_num_threads on this thread
@@ -230,9 +231,11 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     m, n = g.shape
     identity = activation == "identity"
     s = g if identity else _rows(saved)
-    dz = g if identity else np.empty((m, n), g.dtype)  # identity: dZ is dY, only read
+    # identity: dZ is dY itself, which the kernel only sums (its dz is then a dummy).
+    dz = g if identity else np.empty((m, n), g.dtype)
+    dz_out = _EMPTY2[g.dtype] if identity else dz
     grad_bias = _run(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size, activation,
-                     g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz)
+                     g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz_out)
     x2 = _blas(x.reshape(m, x.shape[-1]))
     grad_weight = np.matmul(dz.T, x2)  # zeros for an empty batch
     grad_x = np.matmul(dz, _blas(weight)).reshape(x.shape) if needs_input_grad else None
