@@ -16,7 +16,7 @@ import statistics
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import fusedprop as fp
 from fusedprop import functional as F
@@ -72,10 +72,16 @@ def main() -> None:
     fp.set_backend("numba")
     fp.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    # threadpoolctl limits only the BLAS libraries loaded when it is entered:
+    # run every kernel once first, so that any BLAS Numba loads is loaded.
+    x, w, b = np.ones((4, 3), np.float32), np.ones((2, 3), np.float32), np.ones(2, np.float32)
+    numba_forward_backward(x, w, b, np.ones((4, 2), np.float32))
     print(f"backend {fp.get_backend()}, {args.threads} thread(s), float32, median of {args.rounds} interleaved rounds")
     print(f"{'(batch, in, out)':>18} | {'fwd numpy':>10} {'fwd numba':>10} {'speed-up':>8} | "
           f"{'f+b numpy':>10} {'f+b numba':>10} {'speed-up':>8}")
     with threadpool_limits(limits=args.threads):
+        print("BLAS:", ", ".join(f"{lib['filepath'].rsplit('/', 1)[-1]} {lib['version']} ({lib['num_threads']} thr)"
+                                 for lib in threadpool_info() if lib["user_api"] == "blas"))
         for m, k, n in SHAPES:
             x = rng.standard_normal((m, k), dtype=np.float32)
             w = (rng.standard_normal((n, k), dtype=np.float32) / np.sqrt(k)).astype(np.float32)

@@ -12,11 +12,13 @@ Arithmetic stays in the input's dtype: a Python float or int literal mixed
 with a float32 value would promote it to float64, so every constant comes in
 the small array ``c`` of the input's dtype (see ``constants``).
 
-Layer kernels: the products are Numba's ``np.dot`` (BLAS), the elementwise
-work is one ``prange`` pass over rows: bias + activation after the forward
-product; dZ and the bias gradient before the backward products. The bias
-gradient is summed in fixed chunks of ``DB_CHUNK`` rows whose partial sums
-are added in order, so it does not depend on the number of threads.
+Layer kernels: the products run in NumPy's BLAS (``numba_backend`` calls
+``np.matmul`` with ``out=``; see there why not Numba's ``np.dot``); the
+elementwise work is one pass over the rows, ``prange`` when large: bias +
+activation after the forward product, dZ and the bias gradient before the
+backward products. The bias gradient is summed in fixed chunks of
+``DB_CHUNK`` rows whose partial sums are added in order, so it does not
+depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -162,78 +164,126 @@ def _backward_row(g, s, act, c, dz):
 
 
 # ------------------------------------------------------------------ kernels
+#
+# Each elementwise pass comes twice: `name` runs a plain loop (small
+# problems: launching the thread team costs more than the work), and
+# `name_parallel` the same loop as a `prange`. Separate functions, so that a
+# program with small layers never compiles the parallel one (the parfor
+# machinery roughly triples the compile time). Both cut the work the same
+# way and give bitwise the same results.
 
-@njit(cache=True, nogil=True, parallel=True)
-def activation_forward(x, act, c, y):
-    """y = act(x) for 1-D C-contiguous x and y (y may be x)."""
-    n = x.shape[0]
-    block = 4096
-    for i in prange((n + block - 1) // block):
-        lo = i * block
-        hi = min(lo + block, n)
-        _forward_row(x[lo:hi], act, c, y[lo:hi])
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def activation_backward(g, s, act, c, dz):
-    """dz = g * act'(.) for 1-D C-contiguous arrays."""
-    n = g.shape[0]
-    block = 4096
-    for i in prange((n + block - 1) // block):
-        lo = i * block
-        hi = min(lo + block, n)
-        _backward_row(g[lo:hi], s[lo:hi], act, c, dz[lo:hi])
+ELEMENT_BLOCK = 4096  # elements per prange iteration in the 1-D activation passes
 
 
 @njit(cache=True, nogil=True)
-def matmul(a, b, out):
-    """out = a @ b (a, b C- or F-contiguous; out C-contiguous)."""
-    np.dot(a, b, out)
+def _activation_block(x, act, c, y, i):
+    lo = i * ELEMENT_BLOCK
+    hi = min(lo + ELEMENT_BLOCK, x.shape[0])
+    _forward_row(x[lo:hi], act, c, y[lo:hi])
+
+
+@njit(cache=True, nogil=True)
+def activation_forward(x, act, c, y):
+    """y = act(x) for 1-D C-contiguous x and y (y may be x)."""
+    _forward_row(x, act, c, y)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def linear_forward(x, w, b, has_bias, act, c, z, y):
-    """z = x @ w.T; y = act(z + b), one prange pass over the rows of z.
+def activation_forward_parallel(x, act, c, y):
+    for i in prange((x.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK):
+        _activation_block(x, act, c, y, i)
 
-    z receives the pre-activation (bias included); y may be z itself when Z
-    need not be kept. All arrays C-contiguous.
+
+@njit(cache=True, nogil=True)
+def _activation_grad_block(g, s, act, c, dz, i):
+    lo = i * ELEMENT_BLOCK
+    hi = min(lo + ELEMENT_BLOCK, g.shape[0])
+    _backward_row(g[lo:hi], s[lo:hi], act, c, dz[lo:hi])
+
+
+@njit(cache=True, nogil=True)
+def activation_backward(g, s, act, c, dz):
+    """dz = g * act'(.) for 1-D C-contiguous arrays."""
+    _backward_row(g, s, act, c, dz)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def activation_backward_parallel(g, s, act, c, dz):
+    for i in prange((g.shape[0] + ELEMENT_BLOCK - 1) // ELEMENT_BLOCK):
+        _activation_grad_block(g, s, act, c, dz, i)
+
+
+@njit(cache=True, nogil=True)
+def _bias_activation_row(z, b, has_bias, act, c, y, i):
+    row = z[i]
+    if has_bias:
+        for j in range(row.shape[0]):
+            row[j] += b[j]
+    _forward_row(row, act, c, y[i])
+
+
+@njit(cache=True, nogil=True)
+def bias_activation(z, b, has_bias, act, c, y):
+    """z += b and y = act(z), in one pass over the rows of the product z = x @ w.T.
+
+    z keeps the pre-activation; y may be z itself when Z need not be kept.
+    All arrays C-contiguous.
     """
-    np.dot(x, w.T, z)  # BLAS; fills zeros when in_features == 0
-    n = z.shape[1]
-    for i in prange(z.shape[0]):
-        row = z[i]
-        if has_bias:
-            for j in range(n):
-                row[j] += b[j]
-        _forward_row(row, act, c, y[i])
+    for i in range(z.shape[0]):
+        _bias_activation_row(z, b, has_bias, act, c, y, i)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def linear_backward(g, s, x, w, act, c, dz, gw, gx, need_gx):
-    """dz = g * act'(.) and db = sum of dz over rows in one prange pass, then
-    gw = dz.T @ x and (when need_gx) gx = dz @ w with BLAS. Returns db.
+def bias_activation_parallel(z, b, has_bias, act, c, y):
+    for i in prange(z.shape[0]):
+        _bias_activation_row(z, b, has_bias, act, c, y, i)
 
-    For identity pass dz = g (it is only read). The rows are cut into fixed
+
+@njit(cache=True, nogil=True)
+def _dz_db_chunk(g, s, act, c, dz, partial, ci):
+    """dz for the rows of chunk ci, and their column sums into partial[ci]."""
+    acc = partial[ci]
+    n = g.shape[1]
+    for i in range(ci * DB_CHUNK, min((ci + 1) * DB_CHUNK, g.shape[0])):
+        if act == IDENTITY:  # dz is g itself: only summed (dz is a dummy then)
+            row = g[i]
+        else:
+            _backward_row(g[i], s[i], act, c, dz[i])
+            row = dz[i]
+        for j in range(n):
+            acc[j] += row[j]
+
+
+@njit(cache=True, nogil=True)
+def _sum_partials(partial):
+    db = np.zeros(partial.shape[1], dtype=partial.dtype)
+    for ci in range(partial.shape[0]):  # in order: independent of the threads
+        p = partial[ci]
+        for j in range(p.shape[0]):
+            db[j] += p[j]
+    return db
+
+
+@njit(cache=True, nogil=True)
+def dz_and_bias_grad(g, s, act, c, dz):
+    """dz = g * act'(.) and db = sum of dz over rows, in one pass. Returns db.
+
+    For identity dZ is g: pass any writable 2-D array as dz, it is not touched.
+    The rows are cut into fixed
     chunks of DB_CHUNK rows whose partial sums are added in order afterwards,
     so db does not depend on the number of threads. All arrays C-contiguous.
     """
-    m, n = g.shape
-    chunks = (m + DB_CHUNK - 1) // DB_CHUNK
-    partial = np.zeros((chunks, n), dtype=g.dtype)
-    for ci in prange(chunks):
-        acc = partial[ci]
-        for i in range(ci * DB_CHUNK, min((ci + 1) * DB_CHUNK, m)):
-            if act != IDENTITY:
-                _backward_row(g[i], s[i], act, c, dz[i])
-            row = dz[i]
-            for j in range(n):
-                acc[j] += row[j]
-    db = np.zeros(n, dtype=g.dtype)
+    chunks = (g.shape[0] + DB_CHUNK - 1) // DB_CHUNK
+    partial = np.zeros((chunks, g.shape[1]), dtype=g.dtype)
     for ci in range(chunks):
-        p = partial[ci]
-        for j in range(n):
-            db[j] += p[j]
-    np.dot(dz.T, x, gw)  # fills zeros for an empty batch
-    if need_gx:
-        np.dot(dz, w, gx)
-    return db
+        _dz_db_chunk(g, s, act, c, dz, partial, ci)
+    return _sum_partials(partial)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def dz_and_bias_grad_parallel(g, s, act, c, dz):
+    chunks = (g.shape[0] + DB_CHUNK - 1) // DB_CHUNK
+    partial = np.zeros((chunks, g.shape[1]), dtype=g.dtype)
+    for ci in prange(chunks):
+        _dz_db_chunk(g, s, act, c, dz, partial, ci)
+    return _sum_partials(partial)
