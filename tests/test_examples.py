@@ -1,0 +1,24 @@
+"""The examples run as a user would run them."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_train_digits_runs_and_learns(backend):
+    pytest.importorskip("sklearn")
+    env = dict(os.environ, FUSEDPROP_BACKEND=backend)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "train_digits.py"), "--epochs", "3"], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith("fusedprop:"))
+    accuracy = float(line.split("test accuracy")[1].split()[0])
+    assert accuracy > 0.9, proc.stdout  # three epochs of Adam already separate the digits
+    assert f"backend {backend}" in proc.stdout
