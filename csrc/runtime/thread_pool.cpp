@@ -99,7 +99,9 @@ private:
     }
 
     void worker_loop(int index) {
-        std::uint64_t seen = generation_.load(std::memory_order_acquire);
+        // The generation at construction, not a fresh load: run() may bump it
+        // before this thread gets here, and that first job must not be missed.
+        std::uint64_t seen = 0;
         for (;;) {
             // Spin a little before sleeping: kernels often come back to back.
             for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
