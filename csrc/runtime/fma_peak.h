@@ -1,0 +1,34 @@
+// The CPU's measured floating-point peak: "% of peak" in the benchmark report
+// is of this number, measured on this machine, not of a datasheet.
+//
+// Each thread runs a register-only loop of independent fused multiply-adds
+// (no loads, no stores), long enough to cover the FMA latency on every FMA
+// pipe. On AVX2+FMA CPUs the loop uses YMM registers (avx2 translation unit,
+// entered only after the run-time CPU check); elsewhere a portable loop runs,
+// which measures what the compiler makes of baseline code.
+#pragma once
+
+namespace fusedprop::runtime {
+
+struct FmaLoopResult {
+    double flops = 0;    // floating-point operations done (an FMA counts 2)
+    double seconds = 0;  // wall time of this thread's loop
+    double sink = 0;     // the accumulators' sum, so the loop is not optimised away
+};
+
+// Sum over `threads` threads of each thread's own FLOP rate, in GFLOP/s, each
+// running its loop for about `seconds`. double_precision picks f64 over f32.
+// threads >= 1, seconds > 0 (checked by the binding).
+double measure_peak_gflops(bool double_precision, int threads, double seconds);
+
+// "avx2+fma" or "portable": which loop measure_peak_gflops runs here.
+const char* fma_peak_isa();
+
+namespace detail {
+FmaLoopResult fma_loop_portable(bool double_precision, double seconds);
+#if defined(FUSEDPROP_HAVE_AVX2)
+FmaLoopResult fma_loop_avx2(bool double_precision, double seconds);
+#endif
+}  // namespace detail
+
+}  // namespace fusedprop::runtime
