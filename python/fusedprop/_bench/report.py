@@ -160,6 +160,11 @@ def write_chart(path, rows: list, groups: list) -> None:
     groups = [g for g in groups if any(r["group"] == g for r in rows)]
     fig, axes = plt.subplots(len(groups), 2, figsize=(16, 3.6 * len(groups) + 0.8), squeeze=False)
     threads = sorted({r["threads"] for r in rows})
+    names = list(dict.fromkeys(r["contender"] for r in rows if r["family"] in ("fusedprop", "torch")))
+    cmap = plt.get_cmap("tab10")
+    colors = {n: cmap(i % 10) for i, n in enumerate(names)}  # one colour per contender in every panel
+    from matplotlib.ticker import FuncFormatter
+    times = FuncFormatter(lambda v, _: f"{v:g}x")
     for gi, group in enumerate(groups):
         grows = [r for r in rows if r["group"] == group]
         cases = list(dict.fromkeys(r["case"] for r in grows))
@@ -178,7 +183,6 @@ def write_chart(path, rows: list, groups: list) -> None:
                 ax.set_yticks([])
                 continue
             width = 0.8 / len(series)
-            cmap = plt.get_cmap("tab10")
             values_all = []
             for si, (c, t) in enumerate(series):
                 vals = []
@@ -188,12 +192,14 @@ def write_chart(path, rows: list, groups: list) -> None:
                     vals.append(v if isinstance(v, float) else np.nan)
                 values_all += [v for v in vals if np.isfinite(v)]
                 xs = np.arange(len(cases)) + (si - (len(series) - 1) / 2) * width
-                ax.bar(xs, vals, width, color=cmap(shown.index(c) % 10), alpha=1.0 if t == threads[-1] else 0.55,
+                ax.bar(xs, vals, width, color=colors[c], alpha=1.0 if t == threads[-1] else 0.55,
                        hatch=None if t == threads[-1] else "//", edgecolor="black", linewidth=0.3,
                        label=f"{c}, {t} thr")
             ax.axhline(1.0, color="black", linewidth=0.8)
             if values_all and max(values_all) / max(min(values_all), 1e-12) > 8:
                 ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            ax.yaxis.set_major_formatter(times)
             ax.set_xticks(np.arange(len(cases)))
             ax.set_xticklabels(cases, rotation=20, ha="right", fontsize=8)
             ax.set_ylabel(f"× {base}")
