@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import pytest
 
-import fusedprop as fp
 from fusedprop._bench import common
 
 # With benchmarks disabled every path still runs, on shapes that take milliseconds.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench_helpers import run_contender
+from .bench_helpers import run_contender
 
 pytest.importorskip("sklearn", reason="scikit-learn holds the digits data set")
 

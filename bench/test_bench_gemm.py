@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench_helpers import run_contender
+from .bench_helpers import run_contender
 from fusedprop._bench.kernels import gemm_case
 
 CONTENDERS = ["fusedprop[cpp]", "fusedprop[numba]", "fusedprop[numpy]", "numpy", "torch"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench_helpers import run_contender
+from .bench_helpers import run_contender
 from fusedprop._bench.common import ACTIVATIONS
 from fusedprop._bench.kernels import linear_fwd_bwd_case, linear_fwd_case
 

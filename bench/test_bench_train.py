@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench_helpers import run_contender
+from .bench_helpers import run_contender
 from fusedprop._bench.training import train_step_case
 
 CONTENDERS = ["fusedprop eager", "fusedprop TrainStep", "numpy (hand-written)", "torch eager"]
