@@ -14,15 +14,17 @@
 namespace fusedprop::runtime::detail {
 namespace {
 
+double wall_seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
 constexpr int kInner = 1 << 13;  // FMAs per accumulator between clock reads
 
 template <class V, class Fma, class Add>
 FmaLoopResult run(V a, V b, V init, int lanes, Fma fma, Add add, double (*hsum)(V), double seconds) {
-    using clock = std::chrono::steady_clock;
     V c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
     V c6 = init, c7 = init, c8 = init, c9 = init, c10 = init, c11 = init;
     long long rounds = 0;
-    const auto start = clock::now();
+    const double cpu0 = thread_cpu_seconds();
+    const double wall0 = wall_seconds();
     double elapsed = 0;
     do {
         for (int i = 0; i < kInner; ++i) {
@@ -31,8 +33,7 @@ FmaLoopResult run(V a, V b, V init, int lanes, Fma fma, Add add, double (*hsum)(
             c8 = fma(c8, a, b); c9 = fma(c9, a, b); c10 = fma(c10, a, b); c11 = fma(c11, a, b);
         }
         ++rounds;
-        elapsed = std::chrono::duration<double>(clock::now() - start).count();
-    } while (elapsed < seconds);
+    } while (!loop_done(cpu0, wall0, seconds, &elapsed));
     V s = add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7)));
     s = add(s, add(add(c8, c9), add(c10, c11)));
     FmaLoopResult r;
