@@ -35,7 +35,7 @@ class Sizes:
 
 FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30)
 QUICK = Sizes("quick", ((8, 64, 64), (64, 784, 256), (256, 1024, 1024)), (512,), tuple(TRAIN_CONFIGS[:2]),
-              (1024, 1024), 3)
+              (1024, 1024), 2)
 SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400)
 SIZES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 

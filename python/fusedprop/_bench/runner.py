@@ -31,12 +31,13 @@ class Timing:
     min_repeats: int
     max_repeats: int
     budget: float       # seconds of sampling per case and thread count (the minimum repeats may exceed it)
+    slow_repeats: int   # samples for a contender whose single call is slow (its checked call counts as one)
 
 
 TIMINGS = {
-    "full": Timing(warmup=2, min_sample=0.02, min_repeats=5, max_repeats=31, budget=2.5),
-    "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.5),
-    "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0),
+    "full": Timing(warmup=2, min_sample=0.02, min_repeats=5, max_repeats=31, budget=2.5, slow_repeats=3),
+    "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.3, slow_repeats=2),
+    "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1),
 }
 SLOW_CALL = 0.5  # seconds: a call this slow gets no extra warm-up and the fewest repeats
 
@@ -112,7 +113,8 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
             continue
         ok = err <= case.tol
         rows[c.name] = _row(case, threads, c, status="ok" if ok else "WRONG", error=err, note=note)
-        live.append([c, run, first_time, []])
+        # A slow call (a whole training run) warms nothing up for the next: its time is a sample.
+        live.append([c, run, first_time, [first_time] if first_time >= SLOW_CALL else []])
 
     # Warm up, then choose calls per sample from the warm-up times.
     for entry in live:
@@ -128,10 +130,8 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
     numbers = {id(e): max(1, min(100_000, math.ceil(timing.min_sample / e[2]))) for e in live}
     round_cost = sum(numbers[id(e)] * e[2] for e in live)
     slow = any(e[2] >= SLOW_CALL for e in live)
-    repeats = timing.min_repeats if slow else min(timing.max_repeats,
-                                                  max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
-    if slow and timing.min_repeats > 3:
-        repeats = 3
+    repeats = timing.slow_repeats - 1 if slow else min(
+        timing.max_repeats, max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -149,9 +149,22 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
         if gc_was_enabled:
             gc.enable()
     for c, _, _, samples in live:
+        if not samples:  # only when repeats is 0: a fast contender beside slow ones
+            samples.append(_time_once(c, run_of(live, c)))
         rows[c.name].update(median_s=statistics.median(samples), min_s=min(samples), repeats=len(samples),
                             number=numbers[id(next(e for e in live if e[0] is c))], samples=samples)
     return [rows[c.name] for c in case.contenders]
+
+
+def run_of(live, c):
+    return next(e[1] for e in live if e[0] is c)
+
+
+def _time_once(c, run) -> float:
+    with _backend(c):
+        t0 = time.perf_counter()
+        run()
+        return time.perf_counter() - t0
 
 
 def add_derived(rows: list, peaks: dict) -> None:
