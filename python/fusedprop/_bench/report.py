@@ -160,9 +160,16 @@ def write_chart(path, rows: list, groups: list) -> None:
     groups = [g for g in groups if any(r["group"] == g for r in rows)]
     fig, axes = plt.subplots(len(groups), 2, figsize=(16, 3.6 * len(groups) + 0.8), squeeze=False)
     threads = sorted({r["threads"] for r in rows})
-    names = list(dict.fromkeys(r["contender"] for r in rows if r["family"] in ("fusedprop", "torch")))
-    cmap = plt.get_cmap("tab10")
-    colors = {n: cmap(i % 10) for i, n in enumerate(names)}  # one colour per contender in every panel
+    # One colour per contender in every panel (every PyTorch variant is "PyTorch");
+    # hatched bars are 1 thread, solid ones the most threads.
+    def key_of(name):
+        return "PyTorch" if name.startswith("torch") else name
+    keys = list(dict.fromkeys(key_of(r["contender"]) for r in rows if r["family"] in ("fusedprop", "torch")
+                              and any(isinstance(r.get(k), float) for k in ("speedup_numpy", "speedup_torch"))))
+    keys = [k for k in keys if k != "PyTorch"] + (["PyTorch"] if "PyTorch" in keys else [])
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#e377c2", "#7f7f7f",
+               "#393b79"]
+    colors = {k: ("#d62728" if k == "PyTorch" else palette[i % len(palette)]) for i, k in enumerate(keys)}
     from matplotlib.ticker import FuncFormatter
     times = FuncFormatter(lambda v, _: f"{v:g}x")
     for gi, group in enumerate(groups):
@@ -192,7 +199,7 @@ def write_chart(path, rows: list, groups: list) -> None:
                     vals.append(v if isinstance(v, float) else np.nan)
                 values_all += [v for v in vals if np.isfinite(v)]
                 xs = np.arange(len(cases)) + (si - (len(series) - 1) / 2) * width
-                ax.bar(xs, vals, width, color=colors[c], alpha=1.0 if t == threads[-1] else 0.55,
+                ax.bar(xs, vals, width, color=colors[key_of(c)], alpha=1.0 if t == threads[-1] else 0.55,
                        hatch=None if t == threads[-1] else "//", edgecolor="black", linewidth=0.3,
                        label=f"{c}, {t} thr")
             ax.axhline(1.0, color="black", linewidth=0.8)
@@ -204,9 +211,15 @@ def write_chart(path, rows: list, groups: list) -> None:
             ax.set_xticklabels(cases, rotation=20, ha="right", fontsize=8)
             ax.set_ylabel(f"× {base}")
             ax.grid(axis="y", alpha=0.3)
-            ax.legend(fontsize=7, ncol=2, loc="best")
+    from matplotlib.patches import Patch
+    handles = [Patch(facecolor=colors[k], edgecolor="black", linewidth=0.3, label=k) for k in keys]
+    if len(threads) > 1:
+        handles += [Patch(facecolor="white", edgecolor="black", hatch="//", label=f"{threads[0]} thread"),
+                    Patch(facecolor="gray", edgecolor="black", label=f"{threads[-1]} threads")]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.25 / fig.get_figheight()))
     fig.suptitle("fusedprop benchmark: speed-up per shape (bars above the line are faster than the baseline)",
-                 fontsize=12)
-    fig.tight_layout()
+                 fontsize=12, y=1 - 0.02 / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
     fig.savefig(path, dpi=110)
     plt.close(fig)
