@@ -31,7 +31,7 @@ class Timing:
     min_repeats: int
     max_repeats: int
     budget: float       # seconds of sampling per case and thread count (the minimum repeats may exceed it)
-    slow_repeats: int   # samples for a contender whose single call is slow (its checked call counts as one)
+    slow_repeats: int   # samples for a contender whose single call is slow (after the checked call)
 
 
 TIMINGS = {
@@ -39,7 +39,7 @@ TIMINGS = {
     "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.3, slow_repeats=2),
     "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1),
 }
-SLOW_CALL = 0.5  # seconds: a call this slow gets no extra warm-up and the fewest repeats
+SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
 
 
 @contextlib.contextmanager
@@ -113,15 +113,22 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
             continue
         ok = err <= case.tol
         rows[c.name] = _row(case, threads, c, status="ok" if ok else "WRONG", error=err, note=note)
-        # A slow call (a whole training run) warms nothing up for the next: its time is a sample.
-        live.append([c, run, first_time, [first_time] if first_time >= SLOW_CALL else []])
+        live.append([c, run, first_time, []])
 
     # Warm up, then choose calls per sample from the warm-up times.
+    # The checked call may include one-off costs (a JIT compile, first-touch
+    # allocation), so the second call decides how slow a contender is. A slow
+    # one (a whole training run) gets no more warm-up: that second call is
+    # its first sample.
     for entry in live:
-        c, run, first_time, _ = entry
+        c, run, _, samples = entry
         with _backend(c):
-            per_call = first_time
-            if first_time < SLOW_CALL and timing.warmup:
+            t0 = time.perf_counter()
+            run()
+            per_call = time.perf_counter() - t0
+            if per_call >= SLOW_CALL:
+                samples.append(per_call)
+            elif timing.warmup:
                 t0 = time.perf_counter()
                 for _ in range(timing.warmup):
                     run()
