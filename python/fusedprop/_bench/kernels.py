@@ -118,6 +118,11 @@ def linear_fwd_bwd_case(batch, n_in, n_out, act, dtype="float32"):
     rng = _rng("fwdbwd", batch, n_in, n_out, act)
     x, w, b = _layer_inputs(rng, batch, n_in, n_out, dtype)
     gy = rng.standard_normal((batch, n_out)).astype(dtype)
+    # Where Z is within rounding of a kink (ReLU at 0), float32 and float64 may
+    # take different sides, and one such element moves dW by ~1/sqrt(batch*out)
+    # of its norm: give those elements no gradient, so both sides agree.
+    z64 = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
+    gy[np.abs(z64) < 1e-3] = 0
     x64, w64, b64, gy64 = _f64(x, w, b, gy)
     y_ref, saved = oracle.linear_forward(x64, w64, b64, act, 0.01)
     ref = (y_ref, *oracle.linear_backward(gy64, x64, w64, saved, act, 0.01, True))

@@ -32,12 +32,13 @@ class Timing:
     max_repeats: int
     budget: float       # seconds of sampling per case and thread count (the minimum repeats may exceed it)
     slow_repeats: int   # samples for a contender whose single call is slow (after the checked call)
+    slow_budget: float  # seconds of extra sampling a slow case may take (a busy machine makes trainings crawl)
 
 
 TIMINGS = {
-    "full": Timing(warmup=2, min_sample=0.02, min_repeats=5, max_repeats=31, budget=2.5, slow_repeats=3),
-    "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.3, slow_repeats=2),
-    "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1),
+    "full": Timing(warmup=2, min_sample=0.02, min_repeats=5, max_repeats=31, budget=2.5, slow_repeats=3, slow_budget=30.0),
+    "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.3, slow_repeats=2, slow_budget=5.0),
+    "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1, slow_budget=0.0),
 }
 SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
 
@@ -137,7 +138,7 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
     numbers = {id(e): max(1, min(100_000, math.ceil(timing.min_sample / e[2]))) for e in live}
     round_cost = sum(numbers[id(e)] * e[2] for e in live)
     slow = any(e[2] >= SLOW_CALL for e in live)
-    repeats = timing.slow_repeats - 1 if slow else min(
+    repeats = max(0, min(timing.slow_repeats - 1, int(timing.slow_budget / max(round_cost, 1e-9)))) if slow else min(
         timing.max_repeats, max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
     gc_was_enabled = gc.isenabled()
     gc.disable()
