@@ -1,0 +1,74 @@
+// The AVX2+FMA peak loop. Compiled with -mavx2 -mfma; called only when
+// cpu_features() reports both (see fma_peak.cpp).
+//
+// 12 independent YMM accumulators: Zen 3 and Haswell..Alder Lake have two FMA
+// pipes with a latency of 4-5 cycles, so 8-10 chains in flight keep both busy;
+// 12 leaves headroom and still fits the 16 YMM registers with the two
+// multiplier/addend registers.
+#include <immintrin.h>
+
+#include <chrono>
+
+#include "fma_peak.h"
+
+namespace fusedprop::runtime::detail {
+namespace {
+
+double wall_seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+constexpr int kInner = 1 << 13;  // FMAs per accumulator between clock reads
+
+template <class V, class Fma, class Add>
+FmaLoopResult run(V a, V b, V init, int lanes, Fma fma, Add add, double (*hsum)(V), double seconds) {
+    V c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
+    V c6 = init, c7 = init, c8 = init, c9 = init, c10 = init, c11 = init;
+    long long rounds = 0;
+    const double cpu0 = thread_cpu_seconds();
+    const double wall0 = wall_seconds();
+    double elapsed = 0;
+    do {
+        for (int i = 0; i < kInner; ++i) {
+            c0 = fma(c0, a, b); c1 = fma(c1, a, b); c2 = fma(c2, a, b); c3 = fma(c3, a, b);
+            c4 = fma(c4, a, b); c5 = fma(c5, a, b); c6 = fma(c6, a, b); c7 = fma(c7, a, b);
+            c8 = fma(c8, a, b); c9 = fma(c9, a, b); c10 = fma(c10, a, b); c11 = fma(c11, a, b);
+        }
+        ++rounds;
+    } while (!loop_done(cpu0, wall0, seconds, &elapsed));
+    V s = add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7)));
+    s = add(s, add(add(c8, c9), add(c10, c11)));
+    FmaLoopResult r;
+    r.flops = 2.0 * 12.0 * lanes * static_cast<double>(kInner) * static_cast<double>(rounds);
+    r.seconds = elapsed;
+    r.sink = hsum(s);
+    return r;
+}
+
+double hsum_ps(__m256 v) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    double s = 0;
+    for (float x : t) s += x;
+    return s;
+}
+
+double hsum_pd(__m256d v) {
+    alignas(32) double t[4];
+    _mm256_store_pd(t, v);
+    return t[0] + t[1] + t[2] + t[3];
+}
+
+}  // namespace
+
+FmaLoopResult fma_loop_avx2(bool double_precision, double seconds) {
+    // c <- c*a + b converges to b / (1 - a): finite, never denormal.
+    if (double_precision) {
+        return run(_mm256_set1_pd(0.999999), _mm256_set1_pd(1e-6), _mm256_set1_pd(1.0), 4,
+                   [](__m256d c, __m256d x, __m256d y) { return _mm256_fmadd_pd(c, x, y); },
+                   [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); }, &hsum_pd, seconds);
+    }
+    return run(_mm256_set1_ps(0.9999f), _mm256_set1_ps(1e-4f), _mm256_set1_ps(1.0f), 8,
+               [](__m256 c, __m256 x, __m256 y) { return _mm256_fmadd_ps(c, x, y); },
+               [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); }, &hsum_ps, seconds);
+}
+
+}  // namespace fusedprop::runtime::detail

@@ -1,0 +1,145 @@
+"""What every benchmark case is made of, the suite sizes, and shared helpers."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+import fusedprop as fp
+
+# (batch, in_features, out_features): DESIGN.md "Benchmarks".
+STANDARD_SHAPES = [(8, 64, 64), (32, 128, 128), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024),
+                   (4096, 512, 512)]
+ACTIVATIONS = ("relu", "gelu")
+TRAIN_CONFIGS = [(32, (64, 128, 128, 10)), (128, (784, 256, 256, 10)), (1024, (784, 1024, 1024, 10))]
+OPTIMIZERS = ("sgd", "adam")
+GROUPS = ("gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step", "digits")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Which shapes a run covers: "full" (the standard suite), "quick" or "smoke" (tests)."""
+
+    mode: str
+    layer_shapes: tuple
+    square: tuple
+    train_configs: tuple
+    optim_shape: tuple
+    digits_epochs: int
+    digits_subset: Optional[int] = None  # rows of the digits data to use (smoke only)
+
+
+FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30)
+QUICK = Sizes("quick", ((8, 64, 64), (64, 784, 256), (256, 1024, 1024)), (512,), tuple(TRAIN_CONFIGS[:2]),
+              (1024, 1024), 2)
+SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400)
+SIZES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
+
+
+@dataclass
+class Contender:
+    """One way to compute a case. ``make()`` does the setup (outside the timing)
+    and returns ``(run, observe)``: ``run()`` is what is timed, ``observe(r)``
+    turns the first call's result into what the case's check compares."""
+
+    name: str
+    family: str  # "fusedprop", "numpy", "torch" or "sklearn": the speed-up columns use this
+    make: Optional[Callable[[], tuple]] = None
+    unavailable: Optional[str] = None
+    backend: Optional[str] = None  # fusedprop functional backend to activate around the calls
+
+
+@dataclass
+class Case:
+    group: str
+    label: str
+    dtype: str
+    flops: Optional[float]
+    contenders: list
+    check: Callable[[Any], tuple]  # observed -> (error, note); error <= tol is a pass
+    tol: float
+    stateful: bool = False  # run() changes state: check a fresh instance's first call
+    params: dict = field(default_factory=dict)
+
+
+def rel_err(actual, expected) -> float:
+    """Normwise relative error ||a - e|| / ||e|| (inf for a wrong shape or a NaN)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        return math.inf
+    d = float(np.linalg.norm((a - e).ravel()))
+    n = float(np.linalg.norm(e.ravel()))
+    err = d / n if n > 0 else d
+    return err if math.isfinite(err) else math.inf
+
+
+def rel_err_all(actual_seq, expected_seq) -> float:
+    if actual_seq is None or len(actual_seq) != len(expected_seq):
+        return math.inf
+    return max((rel_err(a, e) for a, e in zip(actual_seq, expected_seq)), default=0.0)
+
+
+def tol_for(dtype) -> float:
+    return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
+
+
+def optional(module: str):
+    """(module, None) or (None, "not installed")."""
+    try:
+        return importlib.import_module(module), None
+    except ImportError as exc:
+        return None, f"not installed ({exc})"
+
+
+_backend_status: dict = {}
+
+
+def backend_unavailable(name: str) -> Optional[str]:
+    """None when fusedprop's backend ``name`` runs here, else why not."""
+    if name not in _backend_status:
+        reason = None
+        if name not in fp.available_backends():
+            reason = "backend not available here" + (
+                " (no compiled core)" if name == "cpp" else " (Numba is not installed)" if name == "numba" else "")
+        else:
+            try:
+                with fp.use_backend(name):
+                    pass
+            except Exception as exc:  # e.g. the backend module is not in this build
+                reason = f"not available in this build: {type(exc).__name__}: {exc}"
+        _backend_status[name] = reason
+    return _backend_status[name]
+
+
+def fusedprop_backend_contenders(factory: Callable[[], tuple]) -> list:
+    """One contender per fusedprop backend, each running ``factory``'s closure."""
+    out = []
+    for name in fp.backends.BACKENDS:
+        reason = backend_unavailable(name)
+        out.append(Contender(f"fusedprop[{name}]", "fusedprop", None if reason else factory, reason, backend=name))
+    return out
+
+
+def missing_api(*names: str) -> Optional[str]:
+    """None when fusedprop has every public name (dotted: "nn.Sequential"), else the reason."""
+    for dotted in names:
+        obj = fp
+        for part in dotted.split("."):
+            if not hasattr(obj, part):
+                try:
+                    obj = importlib.import_module(f"{obj.__name__}.{part}")
+                    continue
+                except ImportError:
+                    return f"not available in this build: fusedprop.{dotted} is missing"
+            obj = getattr(obj, part)
+    return None
+
+
+def torch_contender(name: str, factory: Callable[[], tuple]) -> Contender:
+    torch, reason = optional("torch")
+    return Contender(name, "torch", None if reason else factory, reason)

@@ -1,0 +1,206 @@
+"""Runs cases: every contender side by side in one process, interleaved.
+
+For one case at one thread count: set up every contender, call each once and
+check that result against the float64 reference (a wrong result is marked,
+never timed silently), warm up, pick a number of calls per sample so a sample
+is long enough to time, then take samples round-robin (the contenders' order
+rotating each round) so that noise from other processes falls on all of them
+alike; report the median.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+import fusedprop as fp
+
+from .common import Case
+
+
+@dataclass(frozen=True)
+class Timing:
+    warmup: int         # extra calls after the checked one
+    min_sample: float   # seconds one sample should last at least
+    min_repeats: int
+    max_repeats: int
+    budget: float       # seconds of sampling per case and thread count (the minimum repeats may exceed it)
+    slow_repeats: int   # samples for a contender whose single call is slow (after the checked call)
+    slow_budget: float  # seconds of extra sampling a slow case may take (a busy machine makes trainings crawl)
+
+
+TIMINGS = {
+    "full": Timing(warmup=2, min_sample=0.02, min_repeats=5, max_repeats=31, budget=2.5, slow_repeats=3, slow_budget=30.0),
+    "quick": Timing(warmup=1, min_sample=0.005, min_repeats=3, max_repeats=9, budget=0.3, slow_repeats=2, slow_budget=5.0),
+    "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1, slow_budget=0.0),
+}
+SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
+
+
+@contextlib.contextmanager
+def all_threads(n: int):
+    """n threads for every contender: fusedprop, PyTorch, OpenBLAS/OpenMP (threadpoolctl), Numba."""
+    previous_fp = fp.get_num_threads()
+    fp.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    previous_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
+    numba = sys.modules.get("numba")
+    previous_numba = None
+    if numba is not None:
+        try:
+            previous_numba = numba.get_num_threads()
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        except Exception:  # no threading layer: Numba runs serial code anyway
+            previous_numba = None
+    try:
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(limits=n)
+    except ImportError:
+        limits = contextlib.nullcontext()
+    try:
+        with limits:
+            yield
+    finally:
+        fp.set_num_threads(previous_fp)
+        if torch is not None:
+            torch.set_num_threads(previous_torch)
+        if numba is not None and previous_numba is not None:
+            numba.set_num_threads(previous_numba)
+
+
+def _backend(contender):
+    return fp.use_backend(contender.backend) if contender.backend else contextlib.nullcontext()
+
+
+def _short_error(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _row(case: Case, threads: int, contender, **fields) -> dict:
+    row = {"group": case.group, "case": case.label, "dtype": case.dtype, "threads": threads,
+           "contender": contender.name, "family": contender.family, "backend": contender.backend,
+           "flops": case.flops, "status": "ok", "median_s": None, "min_s": None, "repeats": 0, "number": 0,
+           "error": None, "tol": case.tol, "note": ""}
+    row.update(fields)
+    return row
+
+
+def run_case(case: Case, threads: int, timing: Timing) -> list:
+    """One row per contender (unavailable ones included)."""
+    rows, live = {}, []
+    for c in case.contenders:
+        if c.unavailable or c.make is None:
+            rows[c.name] = _row(case, threads, c, status="unavailable", note=c.unavailable or "unavailable")
+            continue
+        try:
+            with _backend(c):
+                run, observe = c.make()
+                t0 = time.perf_counter()
+                first = run()
+                first_time = time.perf_counter() - t0
+                err, note = case.check(observe(first) if observe else first)
+        except Exception as exc:  # a crash is a failure too, loudly
+            rows[c.name] = _row(case, threads, c, status="ERROR", note=_short_error(exc))
+            continue
+        ok = err <= case.tol
+        rows[c.name] = _row(case, threads, c, status="ok" if ok else "WRONG", error=err, note=note)
+        live.append([c, run, first_time, []])
+
+    # Warm up, then choose calls per sample from the warm-up times.
+    # The checked call may include one-off costs (a JIT compile, first-touch
+    # allocation), so the second call decides how slow a contender is. A slow
+    # one (a whole training run) gets no more warm-up: that second call is
+    # its first sample.
+    for entry in live:
+        c, run, _, samples = entry
+        with _backend(c):
+            t0 = time.perf_counter()
+            run()
+            per_call = time.perf_counter() - t0
+            if per_call >= SLOW_CALL:
+                samples.append(per_call)
+            elif timing.warmup:
+                t0 = time.perf_counter()
+                for _ in range(timing.warmup):
+                    run()
+                per_call = (time.perf_counter() - t0) / timing.warmup
+        entry[2] = max(per_call, 1e-9)
+    numbers = {id(e): max(1, min(100_000, math.ceil(timing.min_sample / e[2]))) for e in live}
+    round_cost = sum(numbers[id(e)] * e[2] for e in live)
+    slow = any(e[2] >= SLOW_CALL for e in live)
+    repeats = max(0, min(timing.slow_repeats - 1, int(timing.slow_budget / max(round_cost, 1e-9)))) if slow else min(
+        timing.max_repeats, max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            k = r % len(live) if live else 0
+            for entry in live[k:] + live[:k]:
+                c, run, _, samples = entry
+                number = numbers[id(entry)]
+                with _backend(c):
+                    t0 = time.perf_counter()
+                    for _ in range(number):
+                        run()
+                    samples.append((time.perf_counter() - t0) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    for c, _, _, samples in live:
+        if not samples:  # only when repeats is 0: a fast contender beside slow ones
+            samples.append(_time_once(c, run_of(live, c)))
+        rows[c.name].update(median_s=statistics.median(samples), min_s=min(samples), repeats=len(samples),
+                            number=numbers[id(next(e for e in live if e[0] is c))], samples=samples)
+    return [rows[c.name] for c in case.contenders]
+
+
+def run_of(live, c):
+    return next(e[1] for e in live if e[0] is c)
+
+
+def _time_once(c, run) -> float:
+    with _backend(c):
+        t0 = time.perf_counter()
+        run()
+        return time.perf_counter() - t0
+
+
+def add_derived(rows: list, peaks: dict) -> None:
+    """GFLOP/s, % of the measured peak, speed-ups over the NumPy and PyTorch rows of the same case."""
+    by_case: dict = {}
+    for row in rows:
+        by_case.setdefault((row["group"], row["case"], row["threads"]), []).append(row)
+    for group_rows in by_case.values():
+        base = {}
+        for family in ("numpy", "torch"):
+            candidates = [r for r in group_rows if r["family"] == family]
+            timed = [r for r in candidates if r["median_s"] and r["status"] == "ok"]
+            if timed:
+                base[family] = timed[0]["median_s"]
+            elif candidates:
+                base[family] = candidates[0]["note"] if candidates[0]["status"] == "unavailable" else candidates[0]["status"]
+            else:
+                base[family] = None
+        for row in group_rows:
+            t = row["median_s"]
+            row["gflops"] = row["flops"] / t / 1e9 if t and row["flops"] else None
+            peak = (peaks.get(row["dtype"]) or {}).get(str(row["threads"]))
+            row["pct_peak"] = 100.0 * row["gflops"] / peak if row["gflops"] and peak else None
+            for family, key in (("numpy", "speedup_numpy"), ("torch", "speedup_torch")):
+                b = base[family]
+                if isinstance(b, float) and t:
+                    row[key] = b / t
+                elif isinstance(b, str) and "not installed" in b:
+                    row[key] = "not installed"
+                else:
+                    row[key] = None

@@ -1,0 +1,121 @@
+"""The benchmark tool itself (python -m fusedprop.bench) on tiny shapes, and the measured peak."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+import fusedprop as fp
+from fusedprop import bench
+from fusedprop._bench.common import Contender
+from fusedprop._bench.report import describe_machine
+
+core = fp.backends.core_module()
+needs_core = pytest.mark.skipif(core is None, reason="no compiled core")
+
+
+@needs_core
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_measure_peak_gflops_is_positive(dtype, threads):
+    peak = core.measure_peak_gflops(dtype, threads, 0.05)
+    assert isinstance(peak, float) and np.isfinite(peak) and peak > 0.1
+
+
+@needs_core
+@pytest.mark.parametrize("args,match", [(("float16", 1, 0.01), "dtype"), (("float32", 0, 0.01), "threads"),
+                                        (("float32", 1, 0.0), "seconds"), (("float32", 1, float("nan")), "seconds")])
+def test_measure_peak_gflops_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        core.measure_peak_gflops(*args)
+
+
+def _run(tmp_path, capsys, *extra, hook=None):
+    out = tmp_path / "out"
+    rc = bench.main(["--smoke", "--threads", "1", "--no-progress", "--out", str(out), *extra], extra_contenders=hook)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err, out
+
+
+def test_gemm_smoke_prints_tables_and_writes_json_and_chart(tmp_path, capsys):
+    rc, out, err, outdir = _run(tmp_path, capsys, "--only", "gemm")
+    assert rc == 0, out + err
+    assert "== gemm · 1 thread ==" in out
+    for column in ("shape", "contender", "median", "GFLOP/s", "% peak", "vs NumPy", "vs PyTorch"):
+        assert column in out
+    assert "16x16x16 f32" in out and "fusedprop[numpy]" in out
+    data = json.loads((outdir / "results.json").read_text())
+    machine = data["machine"]
+    for key in ("cpu", "versions", "threadpools", "peak_gflops", "date"):
+        assert key in machine
+    assert set(machine["versions"]) >= {"fusedprop", "numpy", "torch", "numba"}
+    assert data["config"]["threads"] == [1] and data["config"]["groups"] == ["gemm"]
+    rows = data["rows"]
+    assert rows and all(r["group"] == "gemm" and r["threads"] == 1 for r in rows)
+    timed = [r for r in rows if r["status"] == "ok"]
+    assert any(r["contender"] == "numpy" for r in timed)
+    for r in timed:
+        assert r["median_s"] > 0 and r["gflops"] > 0 and r["error"] <= r["tol"]
+        assert r["speedup_numpy"] is not None
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (outdir / "speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _wrong_contender(case):
+    numpy_contender = next(c for c in case.contenders if c.name == "numpy")
+
+    def make():
+        run, _ = numpy_contender.make()
+        return (lambda: run() * 1.01 + 1), None
+    return [Contender("deliberately wrong", "fusedprop", make)]
+
+
+def test_a_wrong_result_is_flagged_loudly_and_fails_the_run(tmp_path, capsys):
+    rc, out, err, outdir = _run(tmp_path, capsys, "--only", "gemm", hook=_wrong_contender)
+    assert rc == 1
+    assert "WRONG RESULT" in out and "deliberately wrong" in err
+    rows = json.loads((outdir / "results.json").read_text())["rows"]
+    wrong = [r for r in rows if r["contender"] == "deliberately wrong"]
+    assert wrong and all(r["status"] == "WRONG" and r["error"] > r["tol"] for r in wrong)
+    assert all(r["status"] == "ok" for r in rows if r["contender"] == "numpy")
+
+
+def test_a_crashing_contender_is_an_error(tmp_path, capsys):
+    def crashing(case):
+        def make():
+            def run():
+                raise RuntimeError("boom")
+            return run, None
+        return [Contender("crashes", "fusedprop", make)]
+    rc, out, err, _ = _run(tmp_path, capsys, "--only", "gemm", hook=crashing)
+    assert rc == 1 and "ERROR: RuntimeError: boom" in out
+
+
+def test_every_group_runs_in_smoke_mode(tmp_path, capsys):
+    rc, out, err, outdir = _run(tmp_path, capsys)
+    assert rc == 0, out + err
+    for group in ("gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step", "digits"):
+        assert f"== {group} · 1 thread ==" in out
+    rows = json.loads((outdir / "results.json").read_text())["rows"]
+    assert {r["group"] for r in rows} == {"gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step",
+                                         "digits"}
+    # Names missing from this build are rows that say so, not crashes.
+    for r in rows:
+        assert r["status"] in ("ok", "unavailable"), r
+        if r["status"] == "unavailable":
+            assert r["note"]
+
+
+def test_unknown_group_is_refused():
+    with pytest.raises(SystemExit, match="unknown group"):
+        bench.main(["--smoke", "--only", "nope"])
+
+
+def test_without_core_the_peak_is_unknown():
+    info = {"cpu": {"cpu": "x", "isa": "none", "backend": "numpy"}, "cpus_usable": 2, "versions": {"numpy": "2"},
+            "threadpools": [], "env": {}, "peak_gflops": "unknown (no compiled core)", "peak_isa": None,
+            "load_average": None}
+    assert "peak: unknown (no compiled core)" in describe_machine(info)
