@@ -6,5 +6,6 @@
 namespace fusedprop::bindings {
 
 void register_runtime(pybind11::module_& m);
+void register_activation(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fusedprop's compiled kernels (private: use fusedprop.functional)";
     m.attr("__version__") = FUSEDPROP_VERSION;
     fusedprop::bindings::register_runtime(m);
+    fusedprop::bindings::register_activation(m);
 }
