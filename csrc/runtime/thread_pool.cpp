@@ -99,7 +99,12 @@ private:
     }
 
     void worker_loop(int index) {
-        std::uint64_t seen = generation_.load(std::memory_order_acquire);
+        // Start from generation 0, the pool's initial one, not from whatever
+        // generation_ holds when this thread gets scheduled: run() may already
+        // have published the first job, and a worker that read the new
+        // generation as "seen" would sleep through it while run() waits for
+        // it forever (the deadlock this used to be).
+        std::uint64_t seen = 0;
         for (;;) {
             // Spin a little before sleeping: kernels often come back to back.
             for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
