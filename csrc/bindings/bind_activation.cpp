@@ -315,9 +315,48 @@ py::object activation_grad(py::handle gy_obj, py::handle saved_obj, py::handle n
     return std::move(gz);
 }
 
+// Private (tests of the column-sum determinism): grad_y and saved 2-D
+// (rows, cols); returns (grad_z, column sums of grad_z over rows).
+py::tuple activation_grad_sums(py::handle gy_obj, py::handle saved_obj, py::handle name, py::handle negative_slope) {
+    constexpr const char* fn = "_activation_grad_sums";
+    Dtype dt;
+    py::array gy = array_args::as_float_array(fn, "grad_y", gy_obj, &dt);
+    double slope = 0;
+    const auto act = check_activation(fn, name, negative_slope, &slope);
+    const bool needs_saved = act != layers::Activation::identity;
+    if (gy.ndim() != 2) throw py::value_error(std::string(fn) + ": grad_y must be 2-D, got shape " + array_args::shape_str(gy));
+    gy = array_args::contiguous_copy(gy);
+    py::array saved;
+    if (needs_saved) {
+        Dtype sdt;
+        saved = array_args::contiguous_copy(array_args::as_float_array(fn, "saved", saved_obj, &sdt));
+        if (sdt != dt || saved.ndim() != 2 || saved.shape(0) != gy.shape(0) || saved.shape(1) != gy.shape(1))
+            throw py::value_error(std::string(fn) + ": saved must match grad_y in dtype and shape");
+    }
+    py::array gz = array_args::new_array(dt, gy);
+    const index_t rows = gy.shape(0), cols = gy.shape(1);
+    const auto run = [&](auto tag) {
+        using T = decltype(tag);
+        py::array_t<T> sums(std::vector<py::ssize_t>{static_cast<py::ssize_t>(cols)});
+        MatrixRef<const T> g{static_cast<const T*>(gy.data()), rows, cols, cols, 1};
+        MatrixRef<const T> sv{};
+        if (needs_saved) sv = {static_cast<const T*>(saved.data()), rows, cols, cols, 1};
+        MatrixRef<T> z{static_cast<T*>(gz.mutable_data()), rows, cols, cols, 1};
+        T* out = sums.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            layers::activation_backward<T>(act, static_cast<T>(slope), g, sv, z, out);
+        }
+        return py::tuple(py::make_tuple(gz, sums));
+    };
+    return dt == Dtype::f32 ? run(float{}) : run(double{});
+}
+
 }  // namespace
 
 void register_activation(py::module_& m) {
+    m.def("_activation_grad_sums", &activation_grad_sums, py::arg("grad_y"), py::arg("saved"), py::arg("name"),
+          py::arg("negative_slope") = 0.01, "Private (tests): (grad_z, column sums of grad_z) for 2-D grad_y.");
     m.def("activation", &activation, py::arg("x"), py::arg("name"), py::arg("negative_slope") = 0.01,
           py::arg("out") = py::none(),
           "act(x) elementwise (float32/float64, any shape and strides); writes into out when given.");

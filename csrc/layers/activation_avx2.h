@@ -333,6 +333,30 @@ inline __m256 erf(__m256 x) {
 inline constexpr double kGeluTanhC = 0.79788456080286535588;
 inline constexpr double kGeluTanhK = 0.044715;
 
+// sigmoid(2u) for f32 with 2u formed in double: in float, the three
+// roundings of 2u (relative 3 eps) become an absolute error of 3 eps |2u| in
+// the exponent of sigmoid(2u) for z << 0, ~200 ulps at z = -10. In double,
+// 2u is split into hi + lo floats and e^{-|2u|} = e^{-|hi|} (1 - sign(hi) lo).
+inline SigmoidPair256 gelu_tanh_sigmoid(__m256 z) {
+    const auto two_u = [](__m256d x) {
+        const __m256d u = _mm256_mul_pd(
+            x, _mm256_fmadd_pd(_mm256_mul_pd(x, x), _mm256_set1_pd(2 * kGeluTanhC * kGeluTanhK), _mm256_set1_pd(2 * kGeluTanhC)));
+        return clamp(u, -200.0, 200.0);  // saturated in float; keeps lo finite
+    };
+    const __m256d ul = two_u(_mm256_cvtps_pd(_mm256_castps256_ps128(z)));
+    const __m256d uh = two_u(_mm256_cvtps_pd(_mm256_extractf128_ps(z, 1)));
+    const __m128 hl = _mm256_cvtpd_ps(ul), hh = _mm256_cvtpd_ps(uh);
+    const __m128 ll = _mm256_cvtpd_ps(_mm256_sub_pd(ul, _mm256_cvtps_pd(hl)));
+    const __m128 lh = _mm256_cvtpd_ps(_mm256_sub_pd(uh, _mm256_cvtps_pd(hh)));
+    const __m256 hi = _mm256_set_m128(hh, hl), lo = _mm256_set_m128(lh, ll);
+    const __m256 sign = _mm256_and_ps(hi, _mm256_set1_ps(-0.0f));
+    const __m256 eh = exp(_mm256_sub_ps(_mm256_setzero_ps(), abs(hi)));
+    const __m256 e = _mm256_fnmadd_ps(eh, _mm256_xor_ps(lo, sign), eh);
+    const __m256 big = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    const __m256 small = _mm256_mul_ps(e, big);
+    return {_mm256_blendv_ps(big, small, hi), _mm256_blendv_ps(small, big, hi)};
+}
+
 }  // namespace detail
 
 // ============================================================== the contract
@@ -355,10 +379,7 @@ inline __m256 forward(__m256 z, float negative_slope) {
     } else if constexpr (A == Activation::gelu) {
         return gauss(z).z_phi;
     } else if constexpr (A == Activation::gelu_tanh) {
-        const __m256 z2 = _mm256_mul_ps(z, z);
-        const __m256 u2 = _mm256_mul_ps(
-            z, _mm256_fmadd_ps(z2, _mm256_set1_ps(float(2 * kGeluTanhC * kGeluTanhK)), _mm256_set1_ps(float(2 * kGeluTanhC))));
-        return _mm256_mul_ps(z, sigmoid(u2));
+        return _mm256_mul_ps(z, gelu_tanh_sigmoid(z).s);
     } else {  // silu
         return _mm256_mul_ps(z, sigmoid(z));
     }
@@ -413,9 +434,7 @@ inline __m256 derivative(__m256 saved, float negative_slope) {
         // s + z s (1 - s) (2c + 6ck z^2), s = sigmoid(2u) = (1 + tanh u) / 2.
         const __m256 z = saved;
         const __m256 z2 = _mm256_mul_ps(z, z);
-        const __m256 u2 = _mm256_mul_ps(
-            z, _mm256_fmadd_ps(z2, _mm256_set1_ps(float(2 * kGeluTanhC * kGeluTanhK)), _mm256_set1_ps(float(2 * kGeluTanhC))));
-        const SigmoidPair256 p = sigmoid_pair(u2);
+        const SigmoidPair256 p = gelu_tanh_sigmoid(z);
         const __m256 du = _mm256_fmadd_ps(z2, _mm256_set1_ps(float(6 * kGeluTanhC * kGeluTanhK)), _mm256_set1_ps(float(2 * kGeluTanhC)));
         return _mm256_fmadd_ps(_mm256_mul_ps(z, _mm256_mul_ps(p.s, p.c)), du, p.s);
     } else {  // silu: s (1 + z (1 - s))
