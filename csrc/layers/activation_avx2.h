@@ -32,7 +32,9 @@
 //   keeps gelu(z) for z << 0 accurate to a few ulps where 1 + erf(.) (as
 //   PyTorch computes it) would cancel to nothing.
 // - gelu_tanh: 1/2 (1 + tanh(u)) = sigmoid(2u), so gelu_tanh(z) = z sigmoid(2u)
-//   without the cancellation of 1 + tanh(u) for z < 0.
+//   without the cancellation of 1 + tanh(u) for z < 0. 2u is formed in double
+//   for f32 and in double-double for f64, so the large exponent of the
+//   negative tail carries no rounding error (gelu_tanh_sigmoid()).
 //
 // The coefficient tables come from tools/fit_activation_polys.py (Lawson
 // iteration towards minimax relative error, in 60-digit arithmetic); the
@@ -357,6 +359,42 @@ inline SigmoidPair256 gelu_tanh_sigmoid(__m256 z) {
     return {_mm256_blendv_ps(big, small, hi), _mm256_blendv_ps(small, big, hi)};
 }
 
+// sigmoid(2u) for f64 with 2u in double-double. In plain double, 2u carries
+// a relative error of a few eps -- from its operations and from rounding the
+// constants 2c and 2ck -- which becomes an absolute error of several eps |2u|
+// in the exponent of sigmoid(2u) for z << 0 (1e-13 relative at z = -20).
+// Here 2u = hi + lo to ~1e-30, and e^{-|2u|} = e^{-|hi|} (1 - sign(hi) lo).
+inline constexpr double kTwoC_hi = 1.5957691216057308, kTwoC_lo = -9.96930880911092e-17;       // 2 sqrt(2/pi)
+inline constexpr double kTwoCK_hi = 0.07135481627260025, kTwoCK_lo = -6.175149918155315e-19;  // 2 sqrt(2/pi) 0.044715
+
+inline SigmoidPair256d gelu_tanh_sigmoid(__m256d z) {
+    const __m256d zc = clamp(z, -40.0, 40.0);  // sigmoid(2u) is exactly 0 or 1 beyond
+    // z^2 = s_hi + s_lo exactly
+    const __m256d s_hi = _mm256_mul_pd(zc, zc);
+    const __m256d s_lo = _mm256_fmsub_pd(zc, zc, s_hi);
+    // p = 2ck z^2 in double-double
+    const __m256d bh = _mm256_set1_pd(kTwoCK_hi), bl = _mm256_set1_pd(kTwoCK_lo);
+    const __m256d p_hi = _mm256_mul_pd(bh, s_hi);
+    const __m256d p_lo = _mm256_fmadd_pd(bl, s_hi, _mm256_fmadd_pd(bh, s_lo, _mm256_fmsub_pd(bh, s_hi, p_hi)));
+    // inner = 2c + p (two-sum, either may dominate)
+    const __m256d ah = _mm256_set1_pd(kTwoC_hi);
+    const __m256d i_hi = _mm256_add_pd(ah, p_hi);
+    const __m256d bb = _mm256_sub_pd(i_hi, ah);
+    const __m256d i_err = _mm256_add_pd(_mm256_sub_pd(ah, _mm256_sub_pd(i_hi, bb)), _mm256_sub_pd(p_hi, bb));
+    const __m256d i_lo = _mm256_add_pd(i_err, _mm256_add_pd(p_lo, _mm256_set1_pd(kTwoC_lo)));
+    // 2u = z inner
+    const __m256d u_hi = _mm256_mul_pd(zc, i_hi);
+    const __m256d u_lo = _mm256_fmadd_pd(zc, i_lo, _mm256_fmsub_pd(zc, i_hi, u_hi));
+    const __m256d hi = _mm256_add_pd(u_hi, u_lo);
+    const __m256d lo = _mm256_sub_pd(u_lo, _mm256_sub_pd(hi, u_hi));
+    const __m256d sign = _mm256_and_pd(hi, _mm256_set1_pd(-0.0));
+    const __m256d eh = exp(_mm256_sub_pd(_mm256_setzero_pd(), abs(hi)));
+    const __m256d e = _mm256_fnmadd_pd(eh, _mm256_xor_pd(lo, sign), eh);
+    const __m256d big = _mm256_div_pd(_mm256_set1_pd(1.0), _mm256_add_pd(_mm256_set1_pd(1.0), e));
+    const __m256d small = _mm256_mul_pd(e, big);
+    return {_mm256_blendv_pd(big, small, hi), _mm256_blendv_pd(small, big, hi)};
+}
+
 }  // namespace detail
 
 // ============================================================== the contract
@@ -402,10 +440,7 @@ inline __m256d forward(__m256d z, double negative_slope) {
     } else if constexpr (A == Activation::gelu) {
         return gauss(z).z_phi;
     } else if constexpr (A == Activation::gelu_tanh) {
-        const __m256d z2 = _mm256_mul_pd(z, z);
-        const __m256d u2 =
-            _mm256_mul_pd(z, _mm256_fmadd_pd(z2, _mm256_set1_pd(2 * kGeluTanhC * kGeluTanhK), _mm256_set1_pd(2 * kGeluTanhC)));
-        return _mm256_mul_pd(z, sigmoid(u2));
+        return _mm256_mul_pd(z, gelu_tanh_sigmoid(z).s);
     } else {
         return _mm256_mul_pd(z, sigmoid(z));
     }
@@ -463,9 +498,7 @@ inline __m256d derivative(__m256d saved, double negative_slope) {
     } else if constexpr (A == Activation::gelu_tanh) {
         const __m256d z = saved;
         const __m256d z2 = _mm256_mul_pd(z, z);
-        const __m256d u2 =
-            _mm256_mul_pd(z, _mm256_fmadd_pd(z2, _mm256_set1_pd(2 * kGeluTanhC * kGeluTanhK), _mm256_set1_pd(2 * kGeluTanhC)));
-        const SigmoidPair256d p = sigmoid_pair(u2);
+        const SigmoidPair256d p = gelu_tanh_sigmoid(z);
         const __m256d du = _mm256_fmadd_pd(z2, _mm256_set1_pd(6 * kGeluTanhC * kGeluTanhK), _mm256_set1_pd(2 * kGeluTanhC));
         return _mm256_fmadd_pd(_mm256_mul_pd(z, _mm256_mul_pd(p.s, p.c)), du, p.s);
     } else {
