@@ -262,10 +262,9 @@ def _doracle64(name, z):
     return a + b, np.abs(a) + np.abs(b)
 
 
-# Max ulp error of the AVX2 float32 kernels (measured: sigmoid 2.25, tanh 1.25,
-# gelu 5.1, gelu_tanh 3.x, silu 2.x on this sweep). Domain: where the
-# intermediate sigmoid / Phi is a normal float (|z| <= 20 here except
-# gelu_tanh, whose sigmoid(2u) goes subnormal below z = -9.9).
+# Max ulp error of the AVX2 float32 kernels on this sweep (measured: sigmoid
+# 2.25, tanh 1.25, gelu 5.1, gelu_tanh 3.2, silu 3.0), subnormal results
+# included (counted in subnormal spacings).
 ULP_BOUND_F32 = {"sigmoid": 3, "tanh": 2, "gelu": 6, "gelu_tanh": 4, "silu": 4}
 
 
@@ -280,9 +279,8 @@ def test_f32_ulp_sweep(avx2, name):
     z = np.concatenate([np.linspace(-20, 20, 1_000_001, dtype=np.float32),
                         np.linspace(-1e-3, 1e-3, 100_001, dtype=np.float32),
                         np.geomspace(1e-38, 1, 20_001, dtype=np.float32),
-                        -np.geomspace(1e-38, 1, 20_001, dtype=np.float32)])
-    if name == "gelu_tanh":
-        z = z[z >= -9.8]
+                        -np.geomspace(1e-38, 1, 20_001, dtype=np.float32),
+                        np.linspace(-105, 90, 200_001, dtype=np.float32)])
     y = _core.activation(z, name, SLOPE, None)
     e = _ulps(y, _oracle64(name, z))
     assert e.max() <= ULP_BOUND_F32[name], (e.max(), z[np.argmax(e)])

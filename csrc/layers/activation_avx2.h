@@ -98,10 +98,13 @@ inline constexpr double kExpP64[] = {0.5,
                                      2.5105173622334437e-08,
                                      2.088937038295052e-09};
 
-// e^x for every float: underflows to 0 below about -103.97, overflows to +Inf
-// above 88.72, subnormal results rounded once. NaN in, NaN out.
-inline __m256 exp(__m256 x) {
-    x = clamp(x, -104.0f, 89.0f);
+// e^x 2^k for every float, k in [0, 64] (k = 0: e^x): underflows to 0
+// below about -103.97 - k ln2, overflows to +Inf above 88.72 - k ln2,
+// subnormal results rounded once. NaN in, NaN out.
+inline __m256 exp_pow2(__m256 x, int k) {
+    // -150: below any underflow even at k = 64; both clamps keep n + k in
+    // [-216, 192], so 2^n1 and 2^n2 stay normal.
+    x = clamp(x, -150.0f, 89.0f);
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // ln2 = 0.693359375 - 2.12194440e-4 (+ 1e-12): the high part has 9 bits,
@@ -111,14 +114,33 @@ inline __m256 exp(__m256 x) {
     const __m256 r2 = _mm256_mul_ps(r, r);
     const __m256 em1 = _mm256_fmadd_ps(r2, horner(r, kExpP32), r);  // e^r - 1
     const __m256 er = _mm256_add_ps(em1, _mm256_set1_ps(1.0f));
-    // 2^n = 2^n1 * 2^n2, both normal for n in [-150, 128].
-    const __m256i ni = _mm256_cvtps_epi32(n);
+        // 2^(n+k) = 2^n1 * 2^n2, each normal.
+    const __m256i ni = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(k));
     const __m256i n1 = _mm256_srai_epi32(ni, 1);
     const __m256i n2 = _mm256_sub_epi32(ni, n1);
     const __m256i bias = _mm256_set1_epi32(127);
     const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
     const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
     return _mm256_mul_ps(_mm256_mul_ps(er, s1), s2);
+}
+
+inline __m256 exp(__m256 x) { return exp_pow2(x, 0); }
+
+// z sigmoid(t) for t = th + tl (tl a small correction, 0 if unknown) without a
+// subnormal intermediate: where sigmoid(t) < 2^-126 but z sigmoid(t) is
+// normal, z e^{-|t|} is formed at a scale of 2^64 and scaled back at the end,
+// one rounding. Keeps silu(z) and gelu_tanh(z) within a few ulps down to
+// their own underflow, and -Inf * 0 = NaN at z = -Inf as in PyTorch.
+inline __m256 z_times_sigmoid(__m256 z, __m256 th, __m256 tl) {
+    const __m256 a = abs(th);
+    __m256 es = exp_pow2(_mm256_sub_ps(_mm256_setzero_ps(), a), 64);  // e^{-|th|} 2^64
+    es = _mm256_and_ps(es, _mm256_cmp_ps(a, _mm256_set1_ps(150.0f), _CMP_LE_OQ));  // 0 beyond: -Inf -> NaN
+    es = _mm256_fnmadd_ps(es, _mm256_xor_ps(tl, _mm256_and_ps(th, _mm256_set1_ps(-0.0f))), es);
+    const __m256 down = _mm256_set1_ps(5.42101086242752217e-20f);  // 2^-64
+    const __m256 e = _mm256_mul_ps(es, down);
+    const __m256 num = _mm256_blendv_ps(_mm256_set1_ps(1.0f), es, th);
+    const __m256 scale = _mm256_blendv_ps(_mm256_set1_ps(1.0f), down, th);
+    return _mm256_mul_ps(_mm256_div_ps(_mm256_mul_ps(z, num), _mm256_add_ps(_mm256_set1_ps(1.0f), e)), scale);
 }
 
 // 2^k for integral k in [-1022, 1023] held in a double.
@@ -339,7 +361,10 @@ inline constexpr double kGeluTanhK = 0.044715;
 // roundings of 2u (relative 3 eps) become an absolute error of 3 eps |2u| in
 // the exponent of sigmoid(2u) for z << 0, ~200 ulps at z = -10. In double,
 // 2u is split into hi + lo floats and e^{-|2u|} = e^{-|hi|} (1 - sign(hi) lo).
-inline SigmoidPair256 gelu_tanh_sigmoid(__m256 z) {
+struct HiLo256 {
+    __m256 hi, lo;
+};
+inline HiLo256 gelu_tanh_arg(__m256 z) {
     const auto two_u = [](__m256d x) {
         const __m256d u = _mm256_mul_pd(
             x, _mm256_fmadd_pd(_mm256_mul_pd(x, x), _mm256_set1_pd(2 * kGeluTanhC * kGeluTanhK), _mm256_set1_pd(2 * kGeluTanhC)));
@@ -350,7 +375,12 @@ inline SigmoidPair256 gelu_tanh_sigmoid(__m256 z) {
     const __m128 hl = _mm256_cvtpd_ps(ul), hh = _mm256_cvtpd_ps(uh);
     const __m128 ll = _mm256_cvtpd_ps(_mm256_sub_pd(ul, _mm256_cvtps_pd(hl)));
     const __m128 lh = _mm256_cvtpd_ps(_mm256_sub_pd(uh, _mm256_cvtps_pd(hh)));
-    const __m256 hi = _mm256_set_m128(hh, hl), lo = _mm256_set_m128(lh, ll);
+    return {_mm256_set_m128(hh, hl), _mm256_set_m128(lh, ll)};
+}
+
+inline SigmoidPair256 gelu_tanh_sigmoid(__m256 z) {
+    const HiLo256 u = gelu_tanh_arg(z);
+    const __m256 hi = u.hi, lo = u.lo;
     const __m256 sign = _mm256_and_ps(hi, _mm256_set1_ps(-0.0f));
     const __m256 eh = exp(_mm256_sub_ps(_mm256_setzero_ps(), abs(hi)));
     const __m256 e = _mm256_fnmadd_ps(eh, _mm256_xor_ps(lo, sign), eh);
@@ -417,9 +447,10 @@ inline __m256 forward(__m256 z, float negative_slope) {
     } else if constexpr (A == Activation::gelu) {
         return gauss(z).z_phi;
     } else if constexpr (A == Activation::gelu_tanh) {
-        return _mm256_mul_ps(z, gelu_tanh_sigmoid(z).s);
+        const HiLo256 u = gelu_tanh_arg(z);
+        return z_times_sigmoid(z, u.hi, u.lo);
     } else {  // silu
-        return _mm256_mul_ps(z, sigmoid(z));
+        return z_times_sigmoid(z, z, _mm256_setzero_ps());
     }
 }
 
