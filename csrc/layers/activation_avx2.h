@@ -344,12 +344,8 @@ inline Gauss256d gauss(__m256d z) {
     return g;
 }
 
-// erf(x) = 2 Phi(x sqrt 2) - 1: offered for completeness and tests; the
-// activations use gauss() directly (no rounding of x sqrt 2).
-inline __m256 erf(__m256 x) {
-    const __m256 p = gauss(_mm256_mul_ps(x, _mm256_set1_ps(1.41421356237309505f))).phi;
-    return _mm256_fmsub_ps(p, _mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
-}
+// (erf itself is not needed: gelu uses Phi(z) = (1 + erf(z / sqrt 2)) / 2
+// directly, which saves rounding z / sqrt 2 and the cancellation of 1 + erf.)
 
 // ----------------------------------------------------------------- gelu_tanh
 

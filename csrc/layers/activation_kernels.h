@@ -26,7 +26,8 @@ template <class T>
 void activation_forward(Activation a, T negative_slope, MatrixRef<const T> x, MatrixRef<T> y);
 
 // dZ = dY * act'(.) from what saved_for(a) keeps (Y or Z; ignored and may be
-// empty for identity). relu and leaky_relu select, they do not multiply:
+// empty for identity); grad_z may be grad_y itself (same data and strides).
+// relu and leaky_relu select, they do not multiply:
 // dY = Inf where Y <= 0 gives 0, as in PyTorch.
 // column_sums (nullptr: skip) receives, for each column j, the sum of dZ(:, j)
 // over the rows, added in a fixed order (row tiles of a size that depends on
