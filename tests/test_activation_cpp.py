@@ -273,6 +273,27 @@ def _ulps(got, want):
     return np.abs(got.astype(np.float64) - want) / ulp
 
 
+# The portable path evaluates float in double (activation.h, scalar::): at
+# most one rounding from the double result.
+ULP_BOUND_F32_REFERENCE = 0.51
+
+
+@pytest.mark.parametrize("name", sorted(ULP_BOUND_F32))
+def test_f32_ulp_sweep_reference_isa(name):
+    pytest.importorskip("scipy")
+    z = np.concatenate([np.linspace(-20, 20, 200_001, dtype=np.float32),
+                        np.geomspace(1e-38, 1, 5_001, dtype=np.float32),
+                        -np.geomspace(1e-38, 1, 5_001, dtype=np.float32),
+                        np.linspace(-105, 90, 20_001, dtype=np.float32)])
+    _core._set_activation_isa("reference")
+    try:
+        y = _core.activation(z, name, SLOPE, None)
+    finally:
+        _core._set_activation_isa("auto")
+    e = _ulps(y, _oracle64(name, z))
+    assert e.max() <= ULP_BOUND_F32_REFERENCE, (e.max(), z[np.argmax(e)])
+
+
 @pytest.mark.parametrize("name", sorted(ULP_BOUND_F32))
 def test_f32_ulp_sweep(avx2, name):
     pytest.importorskip("scipy")
