@@ -11,5 +11,6 @@ void register_gemm(pybind11::module_& m);
 void register_layers(pybind11::module_& m);
 void register_train(pybind11::module_& m);
 void register_bench(pybind11::module_& m);
+void register_activation(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
     fusedprop::bindings::register_layers(m);
     fusedprop::bindings::register_train(m);
     fusedprop::bindings::register_bench(m);
+    fusedprop::bindings::register_activation(m);
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 namespace fusedprop::layers {
 
@@ -61,21 +62,38 @@ T sigmoid(T z) {
     return e / (T(1) + e);
 }
 
+// The working precision of the transcendental forms: double for float.
+template <class T>
+using Wide = std::conditional_t<std::is_same_v<T, float>, double, T>;
+inline constexpr double kSqrtHalfW = 0.70710678118654752440;
+inline constexpr double kSqrt2OverPiW = 0.79788456080286535588;
+inline constexpr double kKappaW = 0.044715;
+inline constexpr double kInvSqrt2PiW = 0.39894228040143267794;
+
 template <class T>
 T forward(Activation a, T z, T negative_slope) {
-    constexpr T kSqrtHalf = T(0.70710678118654752440);
-    constexpr T kSqrt2OverPi = T(0.79788456080286535588);
-    constexpr T kKappa = T(0.044715);
+    using W = Wide<T>;
     switch (a) {
         case Activation::identity: return z;
         case Activation::relu: return z < T(0) ? T(0) : z;  // NaN stays NaN
         case Activation::leaky_relu: return z > T(0) ? z : z * negative_slope;
-        case Activation::sigmoid: return sigmoid(z);
-        case Activation::tanh: return std::tanh(z);
-        case Activation::gelu: return T(0.5) * z * (T(1) + std::erf(z * kSqrtHalf));
-        case Activation::gelu_tanh:
-            return T(0.5) * z * (T(1) + std::tanh(kSqrt2OverPi * (z + kKappa * z * z * z)));
-        case Activation::silu: return z * sigmoid(z);
+        case Activation::sigmoid: return T(sigmoid<W>(z));
+        case Activation::tanh: return T(std::tanh(W(z)));
+        // 1 + erf(x) = erfc(-x) and 1/2 (1 + tanh(u)) = sigmoid(2u): the same
+        // functions, without the cancellation of 1 + (-1 + tiny) for z < 0.
+        // float is evaluated in double (W): no rounding of a large exponent.
+        case Activation::gelu: {
+            const W zw = z;
+            return T(W(0.5) * zw * std::erfc(-zw * W(kSqrtHalfW)));
+        }
+        case Activation::gelu_tanh: {
+            const W zw = z;
+            return T(zw * sigmoid<W>(W(2 * kSqrt2OverPiW) * (zw + W(kKappaW) * zw * zw * zw)));
+        }
+        case Activation::silu: {
+            const W zw = z;
+            return T(zw * sigmoid<W>(zw));
+        }
     }
     return z;
 }
@@ -85,30 +103,34 @@ T forward(Activation a, T z, T negative_slope) {
 // for gelu, gelu_tanh, silu; nothing for identity.
 template <class T>
 T derivative(Activation a, T saved, T negative_slope) {
-    constexpr T kSqrtHalf = T(0.70710678118654752440);
-    constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
-    constexpr T kSqrt2OverPi = T(0.79788456080286535588);
-    constexpr T kKappa = T(0.044715);
+    using W = Wide<T>;
     switch (a) {
         case Activation::identity: return T(1);
         case Activation::relu: return saved <= T(0) ? T(0) : T(1);  // as torch's threshold_backward
         case Activation::leaky_relu: return saved > T(0) ? T(1) : negative_slope;
         case Activation::sigmoid: return saved * (T(1) - saved);
         case Activation::tanh: return T(1) - saved * saved;
-        case Activation::gelu: {
-            T cdf = T(0.5) * (T(1) + std::erf(saved * kSqrtHalf));
-            T pdf = kInvSqrt2Pi * std::exp(T(-0.5) * saved * saved);
-            return cdf + saved * pdf;
+        case Activation::gelu: {  // Phi(z) + z phi(z)
+            const W z = saved;
+            const W cdf = W(0.5) * std::erfc(-z * W(kSqrtHalfW));
+            const W pdf = W(kInvSqrt2PiW) * std::exp(W(-0.5) * z * z);
+            return T(cdf + z * pdf);
         }
         case Activation::gelu_tanh: {
-            T z2 = saved * saved;
-            T t = std::tanh(kSqrt2OverPi * (saved + kKappa * z2 * saved));
-            T left = T(0.5) * saved;
-            return T(0.5) * (T(1) + t) + left * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kKappa * z2);
+            // 1/2 (1 + t) + 1/2 z (1 - t^2) c (1 + 3k z^2), t = tanh(u), written
+            // with s = sigmoid(2u) = (1 + t)/2 and 1 - s = sigmoid(-2u):
+            // s + 2 z s (1 - s) c (1 + 3k z^2). z^2 in T, as PyTorch: for
+            // float, |z| > 1.8e19 gives 0 * Inf = NaN there too.
+            const W z = saved;
+            const W u2 = W(2 * kSqrt2OverPiW) * (z + W(kKappaW) * z * z * z);
+            const W s = sigmoid<W>(u2), sm = sigmoid<W>(-u2);
+            const W slope_u = W(2 * kSqrt2OverPiW) * (W(1) + W(3 * kKappaW) * W(saved * saved));
+            return T(s + z * s * sm * slope_u);
         }
-        case Activation::silu: {
-            T s = sigmoid(saved);
-            return s * (T(1) + saved * (T(1) - s));
+        case Activation::silu: {  // s (1 + z (1 - s)), 1 - s = sigmoid(-z)
+            const W z = saved;
+            const W s = sigmoid<W>(z), sm = sigmoid<W>(-z);
+            return T(s * (W(1) + z * sm));
         }
     }
     return T(1);

@@ -7,17 +7,17 @@ name table: no Python runs between the functional API and the kernel.
 
 from __future__ import annotations
 
-from . import numpy_backend as _reference
-from .. import _core
+from .._core import (  # noqa: F401
+    activation,
+    activation_grad,
+    adam_step,
+    linear,
+    linear_backward,
+    linear_forward,
+    matmul,
+    sgd_step,
+)
 
 NAME = "cpp"
 
-# Until a kernel lands in _core, its name resolves to the NumPy reference;
-# tests/test_backends.py lists which ones still do, and fails once all have.
 _KERNELS = ("matmul", "linear", "linear_forward", "linear_backward", "activation", "activation_grad")
-for _name in _KERNELS:
-    globals()[_name] = getattr(_core, _name, getattr(_reference, _name))
-del _name
-
-# Fused per-parameter optimizer updates (csrc/optim).
-from .._core import adam_step, sgd_step  # noqa: E402,F401

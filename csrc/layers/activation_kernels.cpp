@@ -1,0 +1,321 @@
+// Tiling, threading and ISA dispatch for the elementwise activation kernels,
+// and the portable reference row kernels (scalar::, baseline flags).
+#include "layers/activation_kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "layers/activation_kernels_impl.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/cpu_features.h"
+#include "runtime/thread_pool.h"
+
+namespace fusedprop::layers {
+namespace detail {
+
+// ------------------------------------------------------- reference kernels
+
+namespace {
+
+template <class T, Activation A>
+void ref_forward_loop(T slope, const T* x, T* y, index_t n) {
+    for (index_t k = 0; k < n; ++k) y[k] = scalar::forward<T>(A, x[k], slope);
+}
+
+template <class T, Activation A>
+void ref_backward_loop(T slope, const T* gy, const T* saved, T* gz, index_t n) {
+    for (index_t k = 0; k < n; ++k) {
+        if constexpr (A == Activation::identity) {
+            gz[k] = gy[k];
+        } else if constexpr (A == Activation::relu) {
+            gz[k] = saved[k] <= T(0) ? T(0) : gy[k];
+        } else if constexpr (A == Activation::leaky_relu) {
+            gz[k] = saved[k] > T(0) ? gy[k] : gy[k] * slope;
+        } else {
+            gz[k] = gy[k] * scalar::derivative<T>(A, saved[k], slope);
+        }
+    }
+}
+
+template <class T>
+void ref_forward(Activation a, T slope, const T* x, T* y, index_t n) {
+    switch (a) {
+        case Activation::identity: ref_forward_loop<T, Activation::identity>(slope, x, y, n); break;
+        case Activation::relu: ref_forward_loop<T, Activation::relu>(slope, x, y, n); break;
+        case Activation::leaky_relu: ref_forward_loop<T, Activation::leaky_relu>(slope, x, y, n); break;
+        case Activation::sigmoid: ref_forward_loop<T, Activation::sigmoid>(slope, x, y, n); break;
+        case Activation::tanh: ref_forward_loop<T, Activation::tanh>(slope, x, y, n); break;
+        case Activation::gelu: ref_forward_loop<T, Activation::gelu>(slope, x, y, n); break;
+        case Activation::gelu_tanh: ref_forward_loop<T, Activation::gelu_tanh>(slope, x, y, n); break;
+        case Activation::silu: ref_forward_loop<T, Activation::silu>(slope, x, y, n); break;
+    }
+}
+
+template <class T>
+void ref_backward(Activation a, T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
+    switch (a) {
+        case Activation::identity: ref_backward_loop<T, Activation::identity>(slope, gy, saved, gz, n); break;
+        case Activation::relu: ref_backward_loop<T, Activation::relu>(slope, gy, saved, gz, n); break;
+        case Activation::leaky_relu: ref_backward_loop<T, Activation::leaky_relu>(slope, gy, saved, gz, n); break;
+        case Activation::sigmoid: ref_backward_loop<T, Activation::sigmoid>(slope, gy, saved, gz, n); break;
+        case Activation::tanh: ref_backward_loop<T, Activation::tanh>(slope, gy, saved, gz, n); break;
+        case Activation::gelu: ref_backward_loop<T, Activation::gelu>(slope, gy, saved, gz, n); break;
+        case Activation::gelu_tanh: ref_backward_loop<T, Activation::gelu_tanh>(slope, gy, saved, gz, n); break;
+        case Activation::silu: ref_backward_loop<T, Activation::silu>(slope, gy, saved, gz, n); break;
+    }
+    if (colsum != nullptr)
+        for (index_t k = 0; k < n; ++k) colsum[k] += gz[k];
+}
+
+}  // namespace
+
+template <class T>
+ActivationRowKernels<T> reference_row_kernels() {
+    return {&ref_forward<T>, &ref_backward<T>};
+}
+template ActivationRowKernels<float> reference_row_kernels<float>();
+template ActivationRowKernels<double> reference_row_kernels<double>();
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- dispatch
+
+namespace {
+
+enum class Isa : int { reference = 0, avx2 = 1 };
+
+bool avx2_available() {
+#ifdef FUSEDPROP_HAVE_AVX2
+    const auto& f = runtime::cpu_features();
+    return f.avx2 && f.fma;
+#else
+    return false;
+#endif
+}
+
+Isa auto_isa() {
+    const char* env = std::getenv("FUSEDPROP_ISA");
+    if (env != nullptr && std::strcmp(env, "reference") == 0) return Isa::reference;
+    return avx2_available() ? Isa::avx2 : Isa::reference;
+}
+
+std::atomic<int> g_isa{-1};  // -1: not decided yet
+
+Isa current_isa() {
+    int v = g_isa.load(std::memory_order_relaxed);
+    if (v < 0) {
+        v = static_cast<int>(auto_isa());
+        g_isa.store(v, std::memory_order_relaxed);
+    }
+    return static_cast<Isa>(v);
+}
+
+template <class T>
+detail::ActivationRowKernels<T> row_kernels() {
+#ifdef FUSEDPROP_HAVE_AVX2
+    if (current_isa() == Isa::avx2) return detail::avx2_row_kernels<T>();
+#endif
+    return detail::reference_row_kernels<T>();
+}
+
+// ------------------------------------------------------------------ tiling
+
+// Tiles: kColBlock columns by rows_per_tile(cols) rows; sizes depend only on
+// the shape, never on the thread count (determinism of the column sums).
+constexpr index_t kColBlock = 4096;
+constexpr index_t kTileElems = 16384;
+// Strided operands go through a contiguous stack buffer this long.
+constexpr index_t kGather = 256;
+
+index_t rows_per_tile(index_t cols) {
+    const index_t width = std::min(cols, kColBlock);
+    return std::max<index_t>(16, kTileElems / std::max<index_t>(width, 1));
+}
+
+// Elements below which a call stays on the calling thread. Single-thread
+// costs measured on Zen 3 (AVX2, f32): relu 0.15 ns/element (memory bound),
+// sigmoid 0.7, tanh 0.95, silu 0.9, gelu 1.5, gelu_tanh 2 ns/element. A
+// parallel_for hand-off costs ~5-10 us on an idle machine but 100+ us when
+// both cores are busy with other processes (the caller waits for a helper the
+// OS has not scheduled yet), so the thresholds sit where one thread already
+// spends ~100 us: the loss under load stays bounded, the gain when idle is
+// kept for the large arrays that matter.
+index_t parallel_threshold(Activation a, bool backward) {
+    switch (a) {
+        case Activation::identity:
+        case Activation::relu:
+        case Activation::leaky_relu: return index_t(1) << 19;
+        case Activation::sigmoid:
+        case Activation::tanh: return backward ? (index_t(1) << 19) : (index_t(1) << 17);
+        default: return index_t(1) << 16;
+    }
+}
+
+template <class T>
+bool contiguous_cols(MatrixRef<T> m) {
+    return m.col_stride == 1;
+}
+
+// One tile of the forward: rows [r0, r1), columns [c0, c1).
+template <class T>
+void forward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slope, MatrixRef<const T> x,
+                  MatrixRef<T> y, index_t r0, index_t r1, index_t c0, index_t c1) {
+    const bool direct = contiguous_cols(x) && contiguous_cols(y);
+    alignas(64) T in[kGather];
+    alignas(64) T out[kGather];
+    for (index_t i = r0; i < r1; ++i) {
+        const T* xr = x.row(i);
+        T* yr = y.row(i);
+        if (direct) {
+            k.forward(a, slope, xr + c0, yr + c0, c1 - c0);
+            continue;
+        }
+        for (index_t c = c0; c < c1; c += kGather) {
+            const index_t n = std::min(kGather, c1 - c);
+            for (index_t j = 0; j < n; ++j) in[j] = xr[(c + j) * x.col_stride];
+            k.forward(a, slope, in, out, n);
+            for (index_t j = 0; j < n; ++j) yr[(c + j) * y.col_stride] = out[j];
+        }
+    }
+}
+
+template <class T>
+void backward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slope, MatrixRef<const T> gy,
+                   MatrixRef<const T> saved, MatrixRef<T> gz, T* partial, index_t r0, index_t r1, index_t c0,
+                   index_t c1) {
+    const bool has_saved = a != Activation::identity;
+    const bool direct = contiguous_cols(gy) && contiguous_cols(gz) && (!has_saved || contiguous_cols(saved));
+    alignas(64) T in_g[kGather];
+    alignas(64) T in_s[kGather];
+    alignas(64) T out[kGather];
+    for (index_t i = r0; i < r1; ++i) {
+        const T* gr = gy.row(i);
+        const T* sr = has_saved ? saved.row(i) : nullptr;
+        T* zr = gz.row(i);
+        if (direct) {
+            k.backward(a, slope, gr + c0, has_saved ? sr + c0 : nullptr, zr + c0, c1 - c0,
+                       partial ? partial + c0 : nullptr);
+            continue;
+        }
+        for (index_t c = c0; c < c1; c += kGather) {
+            const index_t n = std::min(kGather, c1 - c);
+            for (index_t j = 0; j < n; ++j) in_g[j] = gr[(c + j) * gy.col_stride];
+            if (has_saved)
+                for (index_t j = 0; j < n; ++j) in_s[j] = sr[(c + j) * saved.col_stride];
+            k.backward(a, slope, in_g, has_saved ? in_s : nullptr, out, n, partial ? partial + c : nullptr);
+            for (index_t j = 0; j < n; ++j) zr[(c + j) * gz.col_stride] = out[j];
+        }
+    }
+}
+
+// A whole contiguous matrix is one long row: better tiles for few columns.
+template <class T>
+bool collapsible(MatrixRef<T> m) {
+    return m.col_stride == 1 && (m.rows <= 1 || m.row_stride == m.cols);
+}
+
+template <class T>
+MatrixRef<T> as_one_row(MatrixRef<T> m) {
+    return {m.data, 1, m.rows * m.cols, m.rows * m.cols, 1};
+}
+
+}  // namespace
+
+template <class T>
+void activation_forward(Activation a, T slope, MatrixRef<const T> x, MatrixRef<T> y) {
+    if (x.empty()) return;
+    if (collapsible(x) && collapsible(y)) {
+        x = as_one_row(x);
+        y = as_one_row(y);
+    }
+    const auto k = row_kernels<T>();
+    const index_t rows_tile = rows_per_tile(x.cols);
+    const index_t n_rt = (x.rows + rows_tile - 1) / rows_tile;
+    const index_t n_ct = (x.cols + kColBlock - 1) / kColBlock;
+    const index_t n_tiles = n_rt * n_ct;
+    const int threads = x.rows * x.cols < parallel_threshold(a, false) ? 1 : 0;
+    runtime::parallel_for(
+        static_cast<std::size_t>(n_tiles),
+        [&](std::size_t t) {
+            const index_t rt = static_cast<index_t>(t) / n_ct, ct = static_cast<index_t>(t) % n_ct;
+            const index_t r0 = rt * rows_tile, r1 = std::min(x.rows, r0 + rows_tile);
+            const index_t c0 = ct * kColBlock, c1 = std::min(x.cols, c0 + kColBlock);
+            forward_tile(k, a, slope, x, y, r0, r1, c0, c1);
+        },
+        threads);
+}
+
+template <class T>
+void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef<const T> saved, MatrixRef<T> gz,
+                         T* column_sums) {
+    if (column_sums != nullptr) std::fill(column_sums, column_sums + gy.cols, T(0));
+    if (gy.empty()) return;
+    const bool has_saved = a != Activation::identity;
+    if (column_sums == nullptr && collapsible(gy) && collapsible(gz) && (!has_saved || collapsible(saved))) {
+        gy = as_one_row(gy);
+        gz = as_one_row(gz);
+        if (has_saved) saved = as_one_row(saved);
+    }
+    const auto k = row_kernels<T>();
+    const index_t rows_tile = rows_per_tile(gy.cols);
+    const index_t n_rt = (gy.rows + rows_tile - 1) / rows_tile;
+    const index_t n_ct = (gy.cols + kColBlock - 1) / kColBlock;
+    const index_t n_tiles = n_rt * n_ct;
+    const int threads = gy.rows * gy.cols < parallel_threshold(a, true) ? 1 : 0;
+    // One partial row of column sums per row tile, combined in tile order.
+    runtime::AlignedBuffer<T> partials;
+    T* part = nullptr;
+    if (column_sums != nullptr) {
+        if (n_rt == 1) {
+            part = column_sums;  // the single partial is the result
+        } else {
+            part = partials.reserve(static_cast<std::size_t>(n_rt) * static_cast<std::size_t>(gy.cols));
+            std::fill(part, part + n_rt * gy.cols, T(0));
+        }
+    }
+    runtime::parallel_for(
+        static_cast<std::size_t>(n_tiles),
+        [&](std::size_t t) {
+            const index_t rt = static_cast<index_t>(t) / n_ct, ct = static_cast<index_t>(t) % n_ct;
+            const index_t r0 = rt * rows_tile, r1 = std::min(gy.rows, r0 + rows_tile);
+            const index_t c0 = ct * kColBlock, c1 = std::min(gy.cols, c0 + kColBlock);
+            backward_tile(k, a, slope, gy, saved, gz, part ? part + rt * gy.cols : nullptr, r0, r1, c0, c1);
+        },
+        threads);
+    if (column_sums != nullptr && n_rt > 1) {
+        for (index_t rt = 0; rt < n_rt; ++rt) {
+            const T* p = part + rt * gy.cols;
+            for (index_t j = 0; j < gy.cols; ++j) column_sums[j] += p[j];
+        }
+    }
+}
+
+template void activation_forward<float>(Activation, float, MatrixRef<const float>, MatrixRef<float>);
+template void activation_forward<double>(Activation, double, MatrixRef<const double>, MatrixRef<double>);
+template void activation_backward<float>(Activation, float, MatrixRef<const float>, MatrixRef<const float>,
+                                         MatrixRef<float>, float*);
+template void activation_backward<double>(Activation, double, MatrixRef<const double>, MatrixRef<const double>,
+                                          MatrixRef<double>, double*);
+
+std::string activation_isa() { return current_isa() == Isa::avx2 ? "avx2" : "reference"; }
+
+void set_activation_isa(const std::string& name) {
+    if (name == "auto") {
+        g_isa.store(static_cast<int>(auto_isa()));
+    } else if (name == "reference") {
+        g_isa.store(static_cast<int>(Isa::reference));
+    } else if (name == "avx2") {
+        if (!avx2_available())
+            throw std::invalid_argument("set_activation_isa: avx2 is not available on this CPU or in this build");
+        g_isa.store(static_cast<int>(Isa::avx2));
+    } else {
+        throw std::invalid_argument("set_activation_isa: unknown ISA '" + name +
+                                    "'; expected one of auto, avx2, reference");
+    }
+}
+
+}  // namespace fusedprop::layers
