@@ -53,4 +53,8 @@ inline constexpr int kMaxNR = 16;
 // the pool costs more than it saves. Measured on the machine above.
 inline constexpr double kParallelFlopThreshold = 8.0e6;
 
+// Parallel GEMMs split into about this many tasks per thread (row blocks x
+// column chunks, and B-packing chunks), handed out dynamically.
+inline constexpr int kTasksPerThread = 4;
+
 }  // namespace fusedprop::gemm

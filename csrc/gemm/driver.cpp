@@ -123,10 +123,13 @@ Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
     index_t n_ic = ceil_div(m, bs.mc);
     index_t n_jr = 1;
     if (threads > 1) {
+        // A few tasks per thread: the pool hands them out dynamically, so a
+        // thread whose core is shared with another process does less.
+        const index_t want = kTasksPerThread * threads;
         if (n_ic >= threads) {
-            n_ic = std::min(m_panels, ceil_div(n_ic, threads) * threads);  // balanced row blocks
+            n_ic = std::min(m_panels, std::max(n_ic, want));
         } else {
-            n_jr = std::min(n_panels, ceil_div(threads, n_ic));
+            n_jr = std::min(n_panels, ceil_div(want, n_ic));
             if (n_ic * n_jr < threads) n_ic = std::min(m_panels, ceil_div(threads, n_jr));
         }
     }
@@ -172,7 +175,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
             // otherwise all tasks share the whole packed block: pack it first.
             const bool shared_b = part.n_ic > 1;
             if (shared_b) {
-                const index_t parts = std::min<index_t>(threads, n_panels);
+                const index_t parts = std::min<index_t>(kTasksPerThread * threads, n_panels);
                 runtime::parallel_for(
                     static_cast<std::size_t>(parts),
                     [&](std::size_t t) {
