@@ -26,6 +26,38 @@ def backend(request):
 
 
 @pytest.fixture
+def threads():
+    """``threads(n)`` sets fusedprop's thread count for this test; restored afterwards."""
+    previous = fp.get_num_threads()
+    yield fp.set_num_threads
+    fp.set_num_threads(previous)
+
+
+def _gemm_isas() -> tuple:
+    core = fp.backends.core_module()
+    return tuple(core._available_isas()) if core is not None else ()
+
+
+@pytest.fixture(params=_gemm_isas())
+def isa(request):
+    """Runs the test once per GEMM kernel this CPU can run (avx2, reference)."""
+    core = fp.backends.core_module()
+    previous = core.gemm_kernel_info()["isa"]
+    core._set_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        core._set_isa(previous)
+
+
+@pytest.fixture
+def cpp_only():
+    """For tests of the compiled core itself: the cpp backend, active."""
+    with fp.use_backend("cpp"):
+        yield
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(20261128)
 

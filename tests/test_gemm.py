@@ -21,35 +21,10 @@ from fusedprop import functional as F
 from fusedprop.backends import numpy_backend
 
 _core = pytest.importorskip("fusedprop._core")
-if not hasattr(_core, "gemm_kernel_info"):
-    pytest.skip("this build has no GEMM kernels", allow_module_level=True)
-
-ISAS = tuple(_core._available_isas())
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    previous = _core.gemm_kernel_info()["isa"]
-    _core._set_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _core._set_isa(previous)
-
-
-@pytest.fixture
-def threads():
-    previous = fp.get_num_threads()
-    yield fp.set_num_threads
-    fp.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def cpp_backend():
-    with fp.use_backend("cpp"):
-        yield
+pytestmark = pytest.mark.usefixtures("cpp_only")
 
 
 def blocks(dtype):
@@ -204,8 +179,8 @@ def test_kernel_info_and_cpu_info():
     assert fp.cpu_info()["isa"] == info["isa"]
     features = _core.cpu_features()
     if features["avx2"] and features["fma"]:
-        assert "avx2" in ISAS
-    assert "reference" in ISAS
+        assert "avx2" in _core._available_isas()
+    assert "reference" in _core._available_isas()
 
 
 def test_set_isa_rejects_unknown():

@@ -14,40 +14,15 @@ import pytest
 import fusedprop as fp
 from fusedprop import functional as F
 from fusedprop.backends import numpy_backend as ref_backend
+from conftest import ALL_ACTIVATIONS as ACTIVATIONS
 
 _core = pytest.importorskip("fusedprop._core")
-if not hasattr(_core, "linear_backward"):
-    pytest.skip("this build has no fused layer kernels", allow_module_level=True)
-
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
 SAVES_OUTPUT = {"relu", "leaky_relu", "sigmoid", "tanh"}
 SAVES_Z = {"gelu", "gelu_tanh", "silu"}
-ISAS = tuple(_core._available_isas())
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    previous = _core.gemm_kernel_info()["isa"]
-    _core._set_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _core._set_isa(previous)
-
-
-@pytest.fixture
-def threads():
-    previous = fp.get_num_threads()
-    yield fp.set_num_threads
-    fp.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def cpp_backend():
-    with fp.use_backend("cpp"):
-        yield
+pytestmark = pytest.mark.usefixtures("cpp_only")
 
 
 def f64(a):

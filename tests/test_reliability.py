@@ -17,14 +17,6 @@ from helpers import make
 SHAPE_BIG = (97, 301, 67)  # big enough to use several threads in the compiled core
 
 
-@pytest.fixture
-def threads():
-    """Set fusedprop's thread count for one test, then restore it."""
-    before = fp.get_num_threads()
-    yield fp.set_num_threads
-    fp.set_num_threads(before)
-
-
 def _forward_backward(x, w, b, activation):
     y, saved = F.linear_forward(x, w, b, activation)
     gy = np.cos(y)  # any fixed function of y
