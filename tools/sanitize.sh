@@ -16,7 +16,7 @@ python3 -m venv "$work/venv"
 source "$work/venv/bin/activate"
 python -m pip install -q "pybind11>=2.12" "cmake>=3.18" ninja numpy pytest hypothesis
 cmake -S . -B "$work/build" -G Ninja \
-  -DFUSEDPROP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DFUSEDPROP_SANITIZE=ON \
   -DSKBUILD_PROJECT_NAME=fusedprop -DSKBUILD_PROJECT_VERSION=0.0.0 \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v python)" >/dev/null
 cmake --build "$work/build" -j 2
