@@ -47,6 +47,10 @@ class TrainStep:
         # The optimizer's other parameters get no gradient from this model: as
         # after PyTorch's zero_grad(), they must not be stepped.
         self._outside = [p for g in optimizer.param_groups for p in g["params"] if id(p) not in in_model]
+        # Parameter slots in the plan's order: (weight, bias) per layer, None for no bias.
+        self._slots = [p for s in self._layers for p in (s.linear.weight, s.linear.bias)]
+        groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        self._slot_groups = [None if p is None else groups[id(p)] for p in self._slots]
         self._dtype = self._layers[0].linear.weight.data.dtype
         self._in = self._layers[0].linear.in_features
         self._out = self._layers[-1].linear.out_features
@@ -77,12 +81,10 @@ class TrainStep:
     def _compiled_step(self, x, target) -> float:
         plan = self._compiled_plan()
         self._clear_outside_grads()
-        params, grads = [], []
-        for spec in self._layers:
-            for p in (spec.linear.weight, spec.linear.bias):
-                params.append(None if p is None else p.data)
-                grads.append(None if p is None else _grad_buffer(p))
-        updates = _update_rules(self.optimizer, self._layers)
+        slots = self._slots
+        params = [None if p is None else p.data for p in slots]
+        grads = [None if p is None else _grad_buffer(p) for p in slots]
+        updates = _update_rules(self.optimizer, slots, self._slot_groups)
         return plan.step(x, target, params, grads, updates)
 
     # ------------------------------------------------------ Python path
@@ -142,49 +144,44 @@ def _as_batch(x, dtype, n_in: int, fn: str) -> np.ndarray:
 def _grad_buffer(p) -> np.ndarray:
     """p.grad, allocated once and then overwritten in place by every step."""
     g = p.grad
-    if g is None or g.shape != p.data.shape or g.dtype != p.data.dtype or not g.flags.c_contiguous \
-            or not g.flags.writeable:
-        g = np.empty_like(p.data)
-    p.grad = g
+    if g is not None and g.__class__ is np.ndarray and g.flags.c_contiguous and g.flags.writeable \
+            and g.shape == p.data.shape and g.dtype == p.data.dtype:
+        return g
+    g = p.grad = np.empty_like(p.data)
     return g
 
 
-def _update_rules(optimizer, layers) -> list:
-    """One entry per parameter slot (weight, bias of each layer): how the C++
-    step updates it, with the optimizer's state arrays (created as the eager
-    optimizer would on its first step)."""
-    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+def _update_rules(optimizer, slots: list, groups: list) -> list:
+    """One entry per parameter slot: how the C++ step updates it, with the
+    optimizer's state arrays (created as the eager optimizer would on its
+    first step). Read every step: the hyperparameters may change (schedulers)."""
     state = optimizer.state
     adam = isinstance(optimizer, Adam)
     rules = []
-    for s in layers:
-        for p in (s.linear.weight, s.linear.bias):
-            if p is None:
-                rules.append(None)
-                continue
-            g = group_of[id(p)]
-            st = state.get(p)
-            if adam:
+    for p, g in zip(slots, groups):
+        if p is None:
+            rules.append(None)
+            continue
+        st = state.get(p)
+        if adam:
+            if st is None:
+                st = state[p] = {"step": 0.0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+                if g["amsgrad"]:
+                    st["max_exp_avg_sq"] = np.zeros_like(p.data)
+            st["step"] += 1.0
+            beta1, beta2 = g["betas"]
+            rules.append(("adam", st["step"], g["lr"], beta1, beta2, g["eps"], g["weight_decay"],
+                          optimizer._decoupled, st["exp_avg"], st["exp_avg_sq"],
+                          st.get("max_exp_avg_sq") if g["amsgrad"] else None))
+        else:
+            first = False
+            buf = None
+            if g["momentum"] != 0:
                 if st is None:
-                    st = state[p] = {"step": 0.0, "exp_avg": np.zeros_like(p.data),
-                                     "exp_avg_sq": np.zeros_like(p.data)}
-                    if g["amsgrad"]:
-                        st["max_exp_avg_sq"] = np.zeros_like(p.data)
-                st["step"] += 1.0
-                beta1, beta2 = g["betas"]
-                rules.append(("adam", st["step"], g["lr"], beta1, beta2, g["eps"], g["weight_decay"],
-                              optimizer._decoupled, st["exp_avg"], st["exp_avg_sq"],
-                              st.get("max_exp_avg_sq") if g["amsgrad"] else None))
-            else:
-                first = False
-                buf = None
-                if g["momentum"] != 0:
-                    if st is None:
-                        st = state[p] = {"momentum_buffer": np.empty_like(p.data)}
-                        first = True
-                    buf = st["momentum_buffer"]
-                rules.append(("sgd", g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
-                              first, buf))
+                    st = state[p] = {"momentum_buffer": np.empty_like(p.data)}
+                    first = True
+                buf = st["momentum_buffer"]
+            rules.append(("sgd", g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], first, buf))
     return rules
 
 
