@@ -19,8 +19,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "layers/activation.h"
 #include "runtime/matrix_ref.h"
@@ -50,6 +52,7 @@ inline std::string shape_str(const py::ssize_t* shape, py::ssize_t ndim) {
 inline std::string shape_str(const py::array& a) { return shape_str(a.shape(), a.ndim()); }
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+inline const char* dtype_str(DType d) { return d == DType::f32 ? "float32" : "float64"; }
 
 inline std::string repr_str(py::handle obj) { return py::repr(obj).cast<std::string>(); }
 inline std::string str_str(py::handle obj) { return py::str(obj).cast<std::string>(); }
@@ -293,6 +296,80 @@ inline bool has_zero_stride(const py::array& a) {
 template <class T>
 py::array_t<T> new_array(const py::ssize_t* shape, py::ssize_t ndim) {
     return py::array_t<T>(std::vector<py::ssize_t>(shape, shape + ndim));
+}
+// A new C-contiguous array of dtype d with the shape of `like`.
+inline py::array new_array(DType d, const py::array& like) {
+    if (d == DType::f32) return new_array<float>(like.shape(), like.ndim());
+    return new_array<double>(like.shape(), like.ndim());
+}
+
+// ------------------------------------------------------- N-D elementwise views
+
+// Operands of one shape (any ndim, any strides) folded jointly to a 2-D view:
+// rows x cols, and for each operand its row and column stride in elements.
+struct Folded {
+    index_t rows = 1, cols = 1;
+    std::vector<index_t> row_stride, col_stride;
+};
+
+// Folds the common shape of `arrays` to at most 2 dimensions: drops size-1
+// dimensions and merges neighbours whose strides nest, for every operand at
+// once. nullopt when more than two groups remain, a stride is not a multiple
+// of the item size, or an operand is misaligned (the caller copies then).
+inline std::optional<Folded> fold(const std::vector<const py::array*>& arrays) {
+    const py::array& first = *arrays[0];
+    const auto n_ops = arrays.size();
+    struct Group {
+        index_t size;
+        std::vector<index_t> stride;
+    };
+    std::vector<Group> groups;  // innermost first
+    for (py::ssize_t d = first.ndim() - 1; d >= 0; --d) {
+        const index_t size = first.shape(d);
+        if (size == 1) continue;
+        std::vector<index_t> st(n_ops);
+        for (std::size_t k = 0; k < n_ops; ++k) {
+            const auto s = arrays[k]->strides(d), item = arrays[k]->itemsize();
+            if (s % item != 0) return std::nullopt;
+            st[k] = s / item;
+        }
+        if (!groups.empty()) {
+            Group& g = groups.back();
+            bool nests = true;
+            for (std::size_t k = 0; k < n_ops; ++k) nests = nests && st[k] == g.stride[k] * g.size;
+            if (nests) {
+                g.size *= size;
+                continue;
+            }
+        }
+        groups.push_back({size, std::move(st)});
+    }
+    if (groups.size() > 2) return std::nullopt;
+    Folded f;
+    f.row_stride.assign(n_ops, 0);
+    f.col_stride.assign(n_ops, 1);
+    if (!groups.empty()) {
+        f.cols = groups[0].size;
+        f.col_stride = groups[0].stride;
+        for (std::size_t k = 0; k < n_ops; ++k) f.row_stride[k] = f.cols * f.col_stride[k];
+    }
+    if (groups.size() == 2) {
+        f.rows = groups[1].size;
+        f.row_stride = groups[1].stride;
+    }
+    for (std::size_t k = 0; k < n_ops; ++k)
+        if (reinterpret_cast<std::uintptr_t>(arrays[k]->data()) % arrays[k]->itemsize() != 0) return std::nullopt;
+    return f;
+}
+
+// Operand k of a fold as a MatrixRef.
+template <class T>
+MatrixRef<const T> folded_view(const py::array& a, const Folded& f, std::size_t k) {
+    return {static_cast<const T*>(a.data()), f.rows, f.cols, f.row_stride[k], f.col_stride[k]};
+}
+template <class T>
+MatrixRef<T> folded_mutable_view(py::array& a, const Folded& f, std::size_t k) {
+    return {static_cast<T*>(a.mutable_data()), f.rows, f.cols, f.row_stride[k], f.col_stride[k]};
 }
 
 }  // namespace fusedprop::bindings

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "array_args.h"
 #include "bindings.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -33,17 +34,14 @@ using train::Reduction;
 template <class T>
 T* contiguous(const py::handle& obj, const std::string& what, std::vector<index_t> shape, bool writable) {
     if (!py::isinstance<py::array>(obj))
-        throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " +
-                             std::string(py::str(py::type::of(obj).attr("__name__"))));
+        throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " + type_name(obj));
     auto a = py::reinterpret_borrow<py::array>(obj);
     if (!a.dtype().is(py::dtype::of<T>()))
         throw py::type_error("TrainStep: " + what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
-                             ", got " + std::string(py::str(a.dtype())));
-    bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
-    for (std::size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
-    if (!same) throw py::value_error("TrainStep: " + what + " has shape " + std::string(py::str(py::tuple(
-                                         py::cast(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()))))) +
-                                     ", the plan expects another");
+                             ", got " + dtype_str(a));
+    const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    if (!shape_equals(a, dims.data(), static_cast<py::ssize_t>(dims.size())))
+        throw py::value_error("TrainStep: " + what + " has shape " + shape_str(a) + ", the plan expects another");
     if (!(a.flags() & py::array::c_style))
         throw py::value_error("TrainStep: " + what + " must be C-contiguous");
     if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what + " is read-only");

@@ -188,6 +188,13 @@ void backward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slo
                    MatrixRef<const T> saved, MatrixRef<T> gz, T* partial, index_t r0, index_t r1, index_t c0,
                    index_t c1) {
     const bool has_saved = a != Activation::identity;
+    if (gz.data == nullptr) {  // identity, column sums only: dZ is dY
+        for (index_t i = r0; i < r1; ++i) {
+            const T* gr = gy.row(i);
+            for (index_t j = c0; j < c1; ++j) partial[j] += gr[j * gy.col_stride];
+        }
+        return;
+    }
     const bool direct = contiguous_cols(gy) && contiguous_cols(gz) && (!has_saved || contiguous_cols(saved));
     alignas(64) T in_g[kGather];
     alignas(64) T in_s[kGather];
@@ -254,6 +261,8 @@ void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef
                          T* column_sums) {
     if (column_sums != nullptr) std::fill(column_sums, column_sums + gy.cols, T(0));
     if (gy.empty()) return;
+    if (gz.data == nullptr && (a != Activation::identity || column_sums == nullptr))
+        throw std::invalid_argument("activation_backward: grad_z may be empty only for identity with column sums");
     const bool has_saved = a != Activation::identity;
     if (column_sums == nullptr && collapsible(gy) && collapsible(gz) && (!has_saved || collapsible(saved))) {
         gy = as_one_row(gy);

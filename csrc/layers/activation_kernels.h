@@ -33,7 +33,8 @@ void activation_forward(Activation a, T negative_slope, MatrixRef<const T> x, Ma
 // over the rows, added in a fixed order (row tiles of a size that depends on
 // the shape only, partial sums combined in tile order): bitwise the same for
 // every thread count. It is overwritten, not accumulated into; zero rows give
-// zeros.
+// zeros. For identity with column_sums, grad_z may be empty ({}, data ==
+// nullptr): only the sums are computed (the same bits), dZ being dY.
 template <class T>
 void activation_backward(Activation a, T negative_slope, MatrixRef<const T> grad_y, MatrixRef<const T> saved,
                          MatrixRef<T> grad_z, T* column_sums);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# ISA isolation guard: an AVX2 translation unit (AVX2_SOURCES in
+# CMakeLists.txt, built with -mavx2 -mfma) must not emit a weak (COMDAT)
+# definition, with VEX-encoded instructions, of an inline function or
+# template instance that non-AVX2 code also defines: the linker keeps one
+# copy of each, possibly the AVX2 one, and portable code would then execute
+# AVX2 instructions on any CPU (SIGILL where AVX2 is missing).
+#
+# Builds _core with CMake in a temporary folder, then for every *_avx2*.o
+# lists its weak symbols (nm types W, V, u), disassembles those with VEX
+# instructions (objdump mnemonics starting with "v") and fails on any that
+# some non-AVX2 object defines too, printing them.
+#
+# Usage: tools/check_isa_isolation.sh [existing build dir to reuse]
+# Needs: python with pybind11, cmake, ninja (pip install pybind11 cmake ninja),
+# a C++ compiler and binutils (nm, objdump).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -ge 1 ]; then
+  build=$1
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  build="$work/build"
+fi
+
+python=$(command -v python || command -v python3)
+log="$build.log"
+mkdir -p "$build"
+if ! { cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+         -DSKBUILD_PROJECT_NAME=fusedprop -DSKBUILD_PROJECT_VERSION=0.0.0 \
+         -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$python" &&
+       cmake --build "$build" --target _core -j 2; } >"$log" 2>&1; then
+  cat "$log"
+  echo "check_isa_isolation: the build failed" >&2
+  exit 1
+fi
+
+"$python" - "$build" <<'PY'
+import os, re, subprocess, sys
+
+build = sys.argv[1]
+objs = sorted(os.path.join(d, f) for d, _, fs in os.walk(build) for f in fs
+              if f.endswith(".o") and "CMakeFiles" in d and "_core" in d)
+avx2 = [o for o in objs if "_avx2" in os.path.basename(o)]
+base = [o for o in objs if o not in avx2]
+if not avx2 or not base:
+    sys.exit(f"check_isa_isolation: no objects found under {build} (avx2: {len(avx2)}, other: {len(base)})")
+
+def weak(obj):
+    out = subprocess.run(["nm", "--defined-only", obj], check=True, capture_output=True, text=True).stdout
+    return {p[2] for p in (l.split(maxsplit=2) for l in out.splitlines()) if len(p) == 3 and p[1] in "WVu"}
+
+def vex_functions(obj):
+    """Symbols of obj whose disassembly has a mnemonic starting with 'v'."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], check=True, capture_output=True,
+                         text=True).stdout
+    found, sym = set(), None
+    for line in out.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if m:
+            sym = m.group(1)
+            continue
+        m = re.match(r"^\s+[0-9a-f]+:\s+(\S+)", line)
+        if sym and m and m.group(1).startswith("v"):
+            found.add(sym)
+    return found
+
+base_weak = {}
+for o in base:
+    for s in weak(o):
+        base_weak.setdefault(s, []).append(os.path.basename(o))
+
+bad = []
+for o in avx2:
+    shared = weak(o) & base_weak.keys()
+    for s in sorted(shared & vex_functions(o)):
+        bad.append((os.path.basename(o), s, base_weak[s]))
+
+names = {}
+if bad:
+    out = subprocess.run(["c++filt"], input="\n".join(s for _, s, _ in bad), capture_output=True, text=True).stdout
+    names = dict(zip((s for _, s, _ in bad), out.splitlines()))
+print(f"check_isa_isolation: {len(avx2)} AVX2 objects, {len(base)} baseline objects")
+for o, s, others in bad:
+    print(f"  {o}: {names.get(s, s)}  [{s}] also weak in {', '.join(sorted(others))}")
+if bad:
+    sys.exit(f"check_isa_isolation: FAIL, {len(bad)} weak symbol(s) with AVX2 code shared with baseline objects")
+print("check_isa_isolation: OK, no weak symbol with AVX2 code is shared with baseline code")
+PY
