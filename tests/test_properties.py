@@ -14,7 +14,10 @@ from fusedprop import functional as F  # noqa: E402
 from conftest import ALL_ACTIVATIONS, reference  # noqa: E402
 
 EXAMPLES = 60
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI runs the same examples every time (a property test must not
+# make CI flaky); run with --hypothesis-seed=random locally to explore more.
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 dtypes = st.sampled_from([np.float32, np.float64])
 finite = st.floats(-4, 4, allow_nan=False, allow_infinity=False, width=32)
@@ -45,12 +48,16 @@ def test_linear_forward_backward_agree_with_reference(backend, problem):
     rtol, atol = _tol(x.dtype, x.shape[1])
     f64 = [None if a is None else a.astype(np.float64) for a in (x, w, b)]
     y, saved = F.linear_forward(x, w, b, activation)
-    y_ref, saved_ref = reference().linear_forward(*f64, activation, 0.01)
+    y_ref, _ = reference().linear_forward(*f64, activation, 0.01)
     np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=atol)
 
     gy = np.sin(np.arange(y.size, dtype=x.dtype)).reshape(y.shape)
     gx, gw, gb = F.linear_backward(gy, x, w, saved, activation)
-    ex, ew, eb = reference().linear_backward(gy.astype(np.float64), f64[0], f64[1], saved_ref, activation, 0.01, True)
+    # The oracle differentiates at the backend's own saved tensor: where float32
+    # rounding puts Z on the other side of a kink (relu at a subnormal Z), the
+    # float64 forward would pick the other branch.
+    saved64 = None if saved is None else saved.astype(np.float64)
+    ex, ew, eb = reference().linear_backward(gy.astype(np.float64), f64[0], f64[1], saved64, activation, 0.01, True)
     rtol, atol = _tol(x.dtype, max(x.shape[0], w.shape[0]))
     np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol)
     np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol)
