@@ -175,7 +175,7 @@ def test_import_fusedprop_imports_neither_numba_nor_torch(tmp_path):
     assert not got["numba"], "import fusedprop imported numba"
     assert not got["torch"], "import fusedprop imported torch"
     # Import time is reported, not asserted (the machine is shared); see
-    # bench/scratch_numba.py's notes and the issue report for measurements.
+    # `python -m fusedprop.bench` for speed.
     print(f"import fusedprop: {got['import_ms']:.0f} ms")
 
 
