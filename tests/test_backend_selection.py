@@ -87,13 +87,10 @@ def test_missing_core_falls_back_to_numba_with_one_warning(tmp_path):
     assert "numba backend" in message
     assert "pip install" in message and "C++17 compiler" in message  # how to get the compiled core
     assert got["linear_ok"]
-    # TODO(nn): once fusedprop.nn and fusedprop.optim land, the test below trains a small model here.
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="Numba is not installed")
 def test_missing_core_numba_fallback_trains_a_small_model(tmp_path):
-    if importlib.util.find_spec("fusedprop.nn") is None or importlib.util.find_spec("fusedprop.optim") is None:
-        pytest.skip("fusedprop.nn / fusedprop.optim are not written yet (issue: nn API); this test then runs")
     got = run_child("""
         import json, warnings
         import numpy as np
