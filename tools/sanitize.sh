@@ -24,11 +24,14 @@ cmake --build "$work/build" -j 2
 cp -r python/fusedprop "$work/fusedprop"
 cp "$work"/build/_core*.so "$work/fusedprop/"
 
-asan_runtime=$(g++ -print-file-name=libasan.so)
 # Python itself is not instrumented: preload the runtime, and leave leak
-# checking off (the interpreter keeps its allocations alive at exit).
-export LD_PRELOAD="$asan_runtime"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1"
+# checking off (the interpreter keeps its allocations alive at exit); a huge
+# allocation returns NULL (NumPy raises MemoryError) instead of aborting, as the
+# overflow tests expect.
+# libstdc++ is preloaded too: ASan intercepts __cxa_throw when it starts, and
+# python does not link libstdc++, so without it every C++ exception aborts.
+export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$work"
 export FUSEDPROP_BACKEND=cpp
