@@ -26,3 +26,37 @@ def make(rng, shape, dtype, layout="contiguous", scale=1.0):
 
 def f64(*arrays):
     return tuple(None if a is None else np.asarray(a, dtype=np.float64) for a in arrays)
+
+
+def same_error(call, reference, compiled):
+    """``call(module)`` raises the same exception type and message on the
+    compiled core as on the NumPy reference; returns the compiled one."""
+    import pytest
+
+    with pytest.raises(Exception) as ref:
+        call(reference)
+    with pytest.raises(type(ref.value)) as got:
+        call(compiled)
+    assert str(got.value) == str(ref.value)
+    return got.value
+
+
+def run_in_threads(n: int, work) -> None:
+    """Runs ``work(i)`` for i in range(n) on n Python threads at once; re-raises
+    the first exception a thread hit."""
+    import threading
+
+    errors: list = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except Exception as exc:  # reported below, not swallowed
+            errors.append(exc)
+
+    pool = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors

@@ -19,6 +19,7 @@ import pytest
 import fusedprop as fp
 from fusedprop import functional as F
 from fusedprop.backends import numpy_backend
+from helpers import same_error
 
 _core = pytest.importorskip("fusedprop._core")
 DTYPES = (np.float32, np.float64)
@@ -199,13 +200,7 @@ def test_env_forces_reference():
 # -------------------------------------------------------------------- errors
 
 def _same_error(call):
-    """The compiled core raises what the NumPy reference raises, word for word."""
-    with pytest.raises(Exception) as ref:
-        call(numpy_backend)
-    with pytest.raises(type(ref.value)) as got:
-        call(_core)
-    assert str(got.value) == str(ref.value)
-    return got.value
+    return same_error(call, numpy_backend, _core)
 
 
 def test_errors_match_reference():

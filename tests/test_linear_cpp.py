@@ -15,6 +15,7 @@ import fusedprop as fp
 from fusedprop import functional as F
 from fusedprop.backends import numpy_backend as ref_backend
 from conftest import ALL_ACTIVATIONS as ACTIVATIONS
+from helpers import same_error
 
 _core = pytest.importorskip("fusedprop._core")
 SAVES_OUTPUT = {"relu", "leaky_relu", "sigmoid", "tanh"}
@@ -250,12 +251,7 @@ def test_leaky_relu_slopes(isa, slope):
 # ----------------------------------------------------------------- errors
 
 def _same_error(call):
-    with pytest.raises(Exception) as ref:
-        call(ref_backend)
-    with pytest.raises(type(ref.value)) as got:
-        call(_core)
-    assert str(got.value) == str(ref.value)
-    return got.value
+    return same_error(call, ref_backend, _core)
 
 
 def test_errors_match_reference():

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 import fusedprop as fp
 from fusedprop import functional as F
-from helpers import make
+from helpers import make, run_in_threads
 
 SHAPE_BIG = (97, 301, 67)  # big enough to use several threads in the compiled core
 
@@ -43,21 +42,12 @@ def test_many_python_threads_get_the_single_threaded_results(backend, rng):
               for _ in range(8)]
     expected = [_forward_backward(*args, "tanh") for args in inputs]
     got: list = [None] * 8
-    errors: list = []
 
     def work(i):
-        try:
-            for _ in range(20):
-                got[i] = _forward_backward(*inputs[i], "tanh")
-        except Exception as exc:  # reported below, not swallowed
-            errors.append(exc)
+        for _ in range(20):
+            got[i] = _forward_backward(*inputs[i], "tanh")
 
-    pool = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert not errors, errors
+    run_in_threads(8, work)
     for e, g in zip(expected, got):
         for a, b in zip(e, g):
             np.testing.assert_array_equal(a, b)
@@ -125,7 +115,6 @@ def test_train_steps_in_many_python_threads_match_one_thread(backend, rng):
     expected = [_train(i, *d) for i, d in enumerate(data)]
     # Build the models first (manual_seed is process-wide), then step them at once.
     results: list = [None] * 8
-    errors: list = []
     models = []
     for i, (x, y) in enumerate(data):
         fp.manual_seed(i)
@@ -133,19 +122,11 @@ def test_train_steps_in_many_python_threads_match_one_thread(backend, rng):
         models.append((m, fp.TrainStep(m, fp.nn.CrossEntropyLoss(), fp.optim.Adam(m.parameters(), lr=1e-2))))
 
     def work(i):
-        try:
-            m, step = models[i]
-            losses = [step(*data[i]) for _ in range(3)]
-            results[i] = (losses, [p.data.copy() for p in m.parameters()] + [p.grad.copy() for p in m.parameters()])
-        except Exception as exc:
-            errors.append(exc)
+        m, step = models[i]
+        losses = [step(*data[i]) for _ in range(3)]
+        results[i] = (losses, [p.data.copy() for p in m.parameters()] + [p.grad.copy() for p in m.parameters()])
 
-    pool = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert not errors, errors
+    run_in_threads(8, work)
     for (el, ea), (gl, ga) in zip(expected, results):
         assert gl == el
         for a, b in zip(ga, ea):
