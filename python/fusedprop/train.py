@@ -23,7 +23,7 @@ from . import _runtime, backends
 from . import functional as F
 from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
 from .optim.adam import Adam
-from .tensor import Tensor
+from .tensor import Tensor, no_grad
 
 __all__ = ["TrainStep", "fit", "predict"]
 
@@ -125,11 +125,16 @@ class TrainStep:
                       for p in (s.linear.weight, s.linear.bias)]
             self._compiled_plan().forward(x, params, out)
             return out
-        for s in self._layers:
-            lin = s.linear
-            x = F.linear(x, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
-                         negative_slope=s.negative_slope)
-        return x
+        return _forward_layers(self._layers, x)
+
+
+def _forward_layers(layers, x) -> np.ndarray:
+    """Inference through the fused layers: one F.linear per layer, nothing saved."""
+    for s in layers:
+        lin = s.linear
+        x = F.linear(x, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
+                     negative_slope=s.negative_slope)
+    return x
 
 
 def _as_batch(x, dtype, n_in: int, fn: str) -> np.ndarray:
@@ -242,8 +247,6 @@ def _evaluate(step: TrainStep, X, y):
     X = _as_batch(X, step._dtype, step._in, "fit: validation_data")
     out = step._forward(X)
     target = targets_for(step._loss, y, len(X), step._out, step._dtype)
-    from .tensor import no_grad
-
     with no_grad():
         loss = float(step.criterion(Tensor(out), target).item())
     acc = float(np.mean(out.argmax(axis=1) == target)) if step._loss.kind == "cross_entropy" else None
@@ -273,12 +276,7 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     try:
         out = np.empty((len(X), layers[-1].linear.out_features), dtype)
         for start in range(0, len(X), batch_size):
-            h = X[start:start + batch_size]
-            for s in layers:
-                lin = s.linear
-                h = F.linear(h, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
-                             negative_slope=s.negative_slope)
-            out[start:start + batch_size] = h
+            out[start:start + batch_size] = _forward_layers(layers, X[start:start + batch_size])
         return out
     finally:
         model.train(was_training)
