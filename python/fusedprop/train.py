@@ -158,34 +158,22 @@ def _grad_buffer(p) -> np.ndarray:
 
 def _update_rules(optimizer, slots: list, groups: list) -> list:
     """One entry per parameter slot: how the C++ step updates it, with the
-    optimizer's state arrays (created as the eager optimizer would on its
-    first step). Read every step: the hyperparameters may change (schedulers)."""
-    state = optimizer.state
+    optimizer's own state arrays (its helpers create them as its step() would).
+    Read every step: the hyperparameters may change (schedulers)."""
     adam = isinstance(optimizer, Adam)
     rules = []
     for p, g in zip(slots, groups):
         if p is None:
             rules.append(None)
-            continue
-        st = state.get(p)
-        if adam:
-            if st is None:
-                st = state[p] = {"step": 0.0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
-                if g["amsgrad"]:
-                    st["max_exp_avg_sq"] = np.zeros_like(p.data)
+        elif adam:
+            st = optimizer._state_of(p, g["amsgrad"])
             st["step"] += 1.0
             beta1, beta2 = g["betas"]
             rules.append(("adam", st["step"], g["lr"], beta1, beta2, g["eps"], g["weight_decay"],
                           optimizer._decoupled, st["exp_avg"], st["exp_avg_sq"],
-                          st.get("max_exp_avg_sq") if g["amsgrad"] else None))
+                          st["max_exp_avg_sq"] if g["amsgrad"] else None))
         else:
-            first = False
-            buf = None
-            if g["momentum"] != 0:
-                if st is None:
-                    st = state[p] = {"momentum_buffer": np.empty_like(p.data)}
-                    first = True
-                buf = st["momentum_buffer"]
+            buf, first = optimizer._momentum_buffer_of(p) if g["momentum"] != 0 else (None, False)
             rules.append(("sgd", g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], first, buf))
     return rules
 

@@ -29,10 +29,19 @@ class Adam(Optimizer):
         g["weight_decay"] = _check_number(name, "weight_decay", g["weight_decay"])
         g["amsgrad"] = bool(g["amsgrad"])
 
+    def _state_of(self, p, amsgrad: bool) -> dict:
+        """p's moments, created as zeros on its first step (also used by TrainStep)."""
+        s = self.state.get(p)
+        if s is None:
+            data = p.data
+            s = self.state[p] = {"step": 0.0, "exp_avg": np.zeros_like(data), "exp_avg_sq": np.zeros_like(data)}
+        if amsgrad and "max_exp_avg_sq" not in s:  # also when amsgrad is switched on later
+            s["max_exp_avg_sq"] = np.zeros_like(p.data)
+        return s
+
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         kernel = _backends.current.adam_step
-        state = self.state
         decoupled = self._decoupled
         for g in self.param_groups:
             lr, (beta1, beta2), eps, wd, amsgrad = g["lr"], g["betas"], g["eps"], g["weight_decay"], g["amsgrad"]
@@ -40,19 +49,10 @@ class Adam(Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                s = state.get(p)
-                if s is None:
-                    data = p.data
-                    s = state[p] = {"step": 0.0, "exp_avg": np.zeros_like(data), "exp_avg_sq": np.zeros_like(data)}
-                    if amsgrad:
-                        s["max_exp_avg_sq"] = np.zeros_like(data)
+                s = self._state_of(p, amsgrad)
                 step = s["step"] + 1.0
                 s["step"] = step
-                vmax = None
-                if amsgrad:
-                    vmax = s.get("max_exp_avg_sq")
-                    if vmax is None:  # amsgrad switched on after the state was made
-                        vmax = s["max_exp_avg_sq"] = np.zeros_like(p.data)
+                vmax = s["max_exp_avg_sq"] if amsgrad else None
                 kernel(p.data, np.ascontiguousarray(grad), s["exp_avg"], s["exp_avg_sq"], vmax, step, lr, beta1,
                        beta2, eps, wd, decoupled)
         return loss

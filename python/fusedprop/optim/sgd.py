@@ -26,10 +26,18 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: nesterov=True requires momentum > 0 and dampening == 0, got "
                              f"momentum={g['momentum']} and dampening={g['dampening']}")
 
+    def _momentum_buffer_of(self, p) -> tuple:
+        """(p's momentum buffer, whether this is its first step): on the first
+        step the buffer is new and the kernel fills it (also used by TrainStep)."""
+        s = self.state.get(p)
+        if s is None:
+            s = self.state[p] = {"momentum_buffer": np.empty_like(p.data)}
+            return s["momentum_buffer"], True
+        return s["momentum_buffer"], False
+
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         kernel = _backends.current.sgd_step
-        state = self.state
         for g in self.param_groups:
             lr, momentum, dampening, wd, nesterov = (g["lr"], g["momentum"], g["dampening"],
                                                      g["weight_decay"], g["nesterov"])
@@ -38,14 +46,8 @@ class SGD(Optimizer):
                 if grad is None:
                     continue
                 if momentum != 0:
-                    s = state.get(p)
-                    if s is None:
-                        buf = np.empty_like(p.data)  # the kernel fills it on the first step
-                        state[p] = {"momentum_buffer": buf}
-                        kernel(p.data, _contiguous(grad), buf, lr, momentum, dampening, wd, nesterov, True)
-                        continue
-                    kernel(p.data, _contiguous(grad), s["momentum_buffer"], lr, momentum, dampening, wd,
-                           nesterov, False)
+                    buf, first = self._momentum_buffer_of(p)
+                    kernel(p.data, _contiguous(grad), buf, lr, momentum, dampening, wd, nesterov, first)
                 else:
                     kernel(p.data, _contiguous(grad), None, lr, 0.0, dampening, wd, nesterov, False)
         return loss
