@@ -69,7 +69,8 @@ def test_size_grid(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(300, 500, 600), (1000, 257, 300), (20, 700, 515), (13, 4100, 40), (2, 3, 4000)])
+@pytest.mark.parametrize("shape", [(300, 500, 600), (1000, 257, 300), (20, 700, 515), (13, 4100, 40), (2, 3, 4000),
+                                   (64, 256, 784), (7, 1000, 1087)])
 def test_large(isa, threads, dtype, shape):
     m, n, k = shape
     rng = np.random.default_rng(1)
@@ -96,9 +97,10 @@ def layouts(x):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_operand_strides(isa, threads, dtype):
+@pytest.mark.parametrize("m", [37, 300])  # one row block (A shared by the threads), several (B shared)
+def test_operand_strides(isa, threads, dtype, m):
     rng = np.random.default_rng(2)
-    m, n, k = 37, 45, 300
+    n, k = 450, 300  # above the parallel threshold
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
     for n_threads in (1, 2):
         threads(n_threads)

@@ -131,3 +131,32 @@ def test_train_steps_in_many_python_threads_match_one_thread(backend, rng):
         assert gl == el
         for a, b in zip(ga, ea):
             np.testing.assert_array_equal(a, b)
+
+
+def test_thread_pool_runs_thousands_of_back_to_back_jobs(cpp_only, threads, rng):
+    """Many short parallel jobs in a row, more threads than cores: the pool's
+    hand-over from one job to the next must neither hang nor run a task twice
+    (a helper that woke late once claimed a task of the next job)."""
+    import threading
+
+    x, w = make(rng, (128, 200), np.float32), make(rng, (160, 200), np.float32)  # just above the parallel threshold
+    z = make(rng, (300, 1000), np.float32)
+    threads(1)
+    expected_mm, expected_act = F.matmul(x, w.T), F.activation(z, "tanh")
+    threads(3)
+    failures: list = []
+
+    def hammer():
+        try:
+            for i in range(1500):
+                got_mm, got_act = F.matmul(x, w.T), F.activation(z, "tanh")
+                if i % 100 == 0 and not (np.array_equal(got_mm, expected_mm) and np.array_equal(got_act, expected_act)):
+                    failures.append(f"call {i}: result differs from the one-thread result")
+        except Exception as exc:  # reported below
+            failures.append(repr(exc))
+
+    worker = threading.Thread(target=hammer, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the thread pool hung"
+    assert not failures, failures

@@ -1,14 +1,17 @@
 // The BLIS five loops around the microkernel:
 //
 //   loop 5  jc: over N in steps of NC   -- a KC x NC block of B lives in L3
-//   loop 4  pc: over K in steps of KC   -- pack B block (shared by all threads)
+//   loop 4  pc: over K in steps of ~KC  -- pack the B block (and A)
 //   loop 3  ic: over M in steps of MC   -- pack A block (per thread), in L2
 //   loop 2  jr: over NC in steps of NR  -- one B micro-panel, in L1
 //   loop 1  ir: over MC in steps of MR  -- one microkernel call
 //
 // Threads split loops 3 and 2 (row blocks x column chunks), never K: every
 // C element is summed in the same order whatever the thread count, so results
-// are bitwise identical. Earlier K blocks write partial sums to C; the last
+// are bitwise identical. An operand block that several tasks read is packed
+// once, in parallel, before them: B when there are several row blocks, A when
+// there is one row block split into column chunks (a small batch); otherwise
+// each task packs its own. Earlier K blocks write partial sums to C; the last
 // one runs the epilogue (bias, pre-activation store, activation) inside the
 // microkernel, while the tile is in registers.
 #include "driver.h"
@@ -25,10 +28,10 @@ namespace fusedprop::gemm {
 namespace {
 
 // Per-thread workspaces, reused across calls (grow, never shrink).
-enum Workspace { kPackA, kPackB, kBias };
+enum Workspace { kPackA, kPackB, kSharedA, kBias };
 template <class T>
 runtime::AlignedBuffer<T>& workspace(Workspace which) {
-    thread_local runtime::AlignedBuffer<T> buffers[3];
+    thread_local runtime::AlignedBuffer<T> buffers[4];
     return buffers[which];
 }
 
@@ -115,6 +118,17 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
     }
 }
 
+// The K block size for a product of depth k: blocks as equal as possible, at
+// most KC each, except that a last sliver under KC/4 is spread over the
+// others (up to 1.25 KC each): a sliver costs a whole extra pass over C for
+// little work (k = 784: 3 blocks of 262, not 256 + 256 + 256 + 16). Depends
+// on k alone, so the summation order stays the same for every thread count.
+index_t k_block(index_t k, index_t KC) {
+    index_t blocks = ceil_div(k, KC);
+    if (blocks > 1 && k - (blocks - 1) * KC < KC / 4) --blocks;
+    return ceil_div(k, blocks);
+}
+
 }  // namespace
 
 Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
@@ -165,15 +179,17 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
         const index_t nc = std::min(NC, n - jc);
         const index_t n_panels = ceil_div(nc, NR);
         const Partition part = partition(m, nc, bs, threads);
-        for (index_t pc = 0; pc < k; pc += KC) {  // loop 4 (pc)
-            const index_t kc = std::min(KC, k - pc);
+        const index_t k_step = k_block(k, KC);
+        for (index_t pc = 0; pc < k; pc += k_step) {  // loop 4 (pc)
+            const index_t kc = std::min(k_step, k - pc);
             const bool accumulate = pc > 0, last = pc + kc == k;
             T* bpack = workspace<T>(kPackB).reserve(static_cast<std::size_t>(n_panels * NR * kc));
             const MatrixRef<const T> b_block = b.block(pc, jc, kc, nc);
 
-            // With one row block, each task packs just its own B micro-panels;
-            // otherwise all tasks share the whole packed block: pack it first.
             const bool shared_b = part.n_ic > 1;
+            const bool shared_a = !shared_b && part.n_jr > 1;  // then m <= MC: one A block
+            const index_t m_panels = ceil_div(m, MR);
+            T* shared_apack = nullptr;
             if (shared_b) {
                 const index_t parts = std::min<index_t>(kTasksPerThread * threads, n_panels);
                 runtime::parallel_for(
@@ -185,9 +201,20 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                         if (j1 > j0) pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc);
                     },
                     threads);
+            } else if (shared_a) {
+                shared_apack = workspace<T>(kSharedA).reserve(static_cast<std::size_t>(m_panels * MR * kc));
+                const index_t parts = std::min<index_t>(threads, m_panels);
+                runtime::parallel_for(
+                    static_cast<std::size_t>(parts),
+                    [&](std::size_t t) {
+                        index_t first, end;
+                        split(m_panels, parts, static_cast<index_t>(t), &first, &end);
+                        const index_t i0 = first * MR, i1 = std::min(m, end * MR);
+                        if (i1 > i0) pack_a(a.block(i0, pc, i1 - i0, kc), bs.mr, shared_apack + first * MR * kc);
+                    },
+                    threads);
             }
 
-            const index_t m_panels = ceil_div(m, MR);
             runtime::parallel_for(
                 static_cast<std::size_t>(part.n_ic * part.n_jr),
                 [&](std::size_t t) {  // loop 3 (ic), split with loop 2 (jr)
@@ -196,15 +223,16 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     split(m_panels, part.n_ic, ic, &ip0, &ip1);
                     split(n_panels, part.n_jr, jr, &jp0, &jp1);
                     if (ip1 == ip0 || jp1 == jp0) return;
-                    if (!shared_b) {
+                    if (!shared_b) {  // this task's own B panels
                         const index_t j0 = jp0 * NR, j1 = std::min(nc, jp1 * NR);
                         pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc);
                     }
                     const index_t i0 = ip0 * MR, i1 = std::min(m, ip1 * MR);
+                    if (shared_a) return macro_kernel(job, shared_apack, bpack, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);
                     // A row block may exceed MC when balancing; walk it in MC steps.
                     for (index_t is = i0; is < i1; is += MC) {
                         const index_t mc = std::min(MC, i1 - is);
-                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc + kPackSlack));
+                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
                         pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
                         macro_kernel(job, apack, bpack, is, mc, jc, jp0, jp1, kc, accumulate, last);
                     }

@@ -23,14 +23,13 @@
 namespace fusedprop::gemm {
 
 // Entry points (pack.cpp): MR and NR are the active kernel's tile; dst must
-// hold round_up(rows, MR) * kc (resp. kc * round_up(cols, NR)) elements,
-// plus kPackSlack for pack_a (the AVX2 f32 A packing stores whole vectors).
+// hold round_up(rows, MR) * kc (resp. kc * round_up(cols, NR)) elements.
+// Neither writes outside its panels, so threads may pack disjoint panels of
+// one buffer at once.
 template <class T>
 void pack_a(MatrixRef<const T> a, int mr, T* dst);
 template <class T>
 void pack_b(MatrixRef<const T> b, int nr, T* dst);
-
-inline constexpr index_t kPackSlack = 8;
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 

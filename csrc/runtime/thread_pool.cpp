@@ -3,8 +3,10 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -42,8 +44,21 @@ int affinity_cpu_count() {
 
 thread_local bool t_inside_task = false;
 
-// One fork-join job at a time. Workers sleep on a condition variable after a
-// short spin, so back-to-back kernel calls don't pay a wake-up each time.
+// One fork-join job at a time. Tasks are claimed from a shared counter; the
+// caller waits for every task to be *finished*, never for every helper to
+// check in. That matters on a busy machine: a helper whose core is taken by
+// another process (OpenBLAS's or PyTorch's spinning workers, a build) may
+// wake up long after the caller has run all the tasks itself, and the job
+// must not wait for it.
+//
+// The job word packs everything a claim must see at once: the job's
+// generation (high 32 bits), its task count (16 bits) and the next unclaimed
+// task (low 16 bits). A claim is one compare-exchange on that word, so it
+// fails if the job it was meant for has ended, and the count it checks is
+// that job's (kept apart, a helper could pair the old job's word with the
+// next job's count and run a task twice). A claimed task keeps its job alive
+// (the caller waits for it), which is what makes reading task_ after a
+// successful claim safe.
 class Pool {
 public:
     explicit Pool(int n_threads) {
@@ -52,84 +67,85 @@ public:
 
     int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-    // The caller must hold use_mutex.
+    static constexpr std::size_t kMaxTasks = 0xffff;  // the task count's field in the job word
+
+    // The caller must hold use_mutex. n_tasks <= kMaxTasks.
     void run(std::size_t n_tasks, FunctionRef<void(std::size_t)> task, int n_threads) {
         const int helpers = std::min<int>(n_threads - 1, static_cast<int>(workers_.size()));
+        std::uint64_t generation;
         {
             std::lock_guard<std::mutex> lock(state_mutex_);
             task_ = &task;
-            n_tasks_ = n_tasks;
-            next_.store(0, std::memory_order_relaxed);
-            participants_ = helpers;
-            remaining_.store(helpers, std::memory_order_relaxed);
+            helpers_.store(helpers, std::memory_order_relaxed);
+            done_.store(0, std::memory_order_relaxed);
             error_ = nullptr;
-            generation_.fetch_add(1, std::memory_order_release);
+            generation = (job_.load(std::memory_order_relaxed) >> 32) + 1;
+            job_.store(generation << 32 | std::uint64_t{n_tasks} << 16, std::memory_order_release);
         }
         wake_.notify_all();
-        work();
-        // Wait for the helpers: spin briefly, then sleep.
-        for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; ++spin) {
+        work(generation);
+        // Wait for tasks that helpers claimed and are still running: spin
+        // briefly, then sleep.
+        for (int spin = 0; done_.load(std::memory_order_acquire) != n_tasks; ++spin) {
             if (spin < 4000) {
                 cpu_relax();
             } else {
                 std::unique_lock<std::mutex> lock(state_mutex_);
-                done_.wait(lock, [this] { return remaining_.load(std::memory_order_acquire) == 0; });
+                finished_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == n_tasks; });
             }
         }
-        task_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
 
     std::mutex use_mutex;
 
 private:
-    void work() {
+    // Claims and runs tasks of job `generation` until none is left.
+    void work(std::uint64_t generation) {
         t_inside_task = true;
         for (;;) {
-            std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-            if (i >= n_tasks_) break;
+            std::uint64_t word = job_.load(std::memory_order_acquire);
+            if ((word >> 32) != generation) break;  // that job has ended
+            const std::size_t i = word & 0xffff, n = (word >> 16) & 0xffff;
+            if (i >= n) break;
+            if (!job_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) continue;
             try {
                 (*task_)(i);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(error_mutex_);
                 if (!error_) error_ = std::current_exception();
             }
+            if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+                std::lock_guard<std::mutex> lock(state_mutex_);
+                finished_.notify_all();
+            }
         }
         t_inside_task = false;
     }
 
     void worker_loop(int index) {
-        // The generation at construction, not a fresh load: run() may bump it
-        // before this thread gets here, and that first job must not be missed.
-        std::uint64_t seen = 0;
+        std::uint64_t seen = 0;  // generations start at 1: the first job is never missed
         for (;;) {
             // Spin a little before sleeping: kernels often come back to back.
-            for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
+            for (int spin = 0; spin < 20000 && (job_.load(std::memory_order_acquire) >> 32) == seen; ++spin)
                 cpu_relax();
             {
                 std::unique_lock<std::mutex> lock(state_mutex_);
-                wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                seen = generation_.load(std::memory_order_acquire);
-                if (index >= participants_) continue;  // this job needs fewer threads
+                wake_.wait(lock, [&] { return (job_.load(std::memory_order_acquire) >> 32) != seen; });
+                seen = job_.load(std::memory_order_acquire) >> 32;
             }
-            work();
-            if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                std::lock_guard<std::mutex> lock(state_mutex_);
-                done_.notify_all();
-            }
+            if (index < helpers_.load(std::memory_order_relaxed)) work(seen);  // else: this job wants fewer threads
         }
     }
 
     std::vector<std::thread> workers_;
     std::mutex state_mutex_;
-    std::condition_variable wake_;
-    std::condition_variable done_;
-    std::atomic<std::uint64_t> generation_{0};
+    std::condition_variable wake_;      // a new job was posted
+    std::condition_variable finished_;  // the last task of a job finished
+    std::atomic<std::uint64_t> job_{0};  // generation << 32 | task count << 16 | next unclaimed task
+    std::atomic<int> helpers_{0};
+    std::atomic<std::size_t> done_{0};
     FunctionRef<void(std::size_t)>* task_ = nullptr;
-    std::size_t n_tasks_ = 0;
-    std::atomic<std::size_t> next_{0};
-    int participants_ = 0;
-    std::atomic<int> remaining_{0};
     std::mutex error_mutex_;
     std::exception_ptr error_;
 };
@@ -195,7 +211,17 @@ void parallel_for(std::size_t n_tasks, FunctionRef<void(std::size_t)> task, int 
         for (std::size_t i = 0; i < n_tasks; ++i) task(i);
         return;
     }
-    pool.run(n_tasks, task, n_threads);
+    // The job word counts tasks in 16 bits: run more in batches.
+    constexpr std::size_t kBatch = Pool::kMaxTasks;
+    for (std::size_t first = 0; first < n_tasks; first += kBatch) {
+        const std::size_t count = std::min(kBatch, n_tasks - first);
+        if (first == 0 && count == n_tasks) {
+            pool.run(n_tasks, task, n_threads);
+        } else {
+            auto shifted = [&](std::size_t i) { task(first + i); };
+            pool.run(count, shifted, n_threads);
+        }
+    }
 }
 
 }  // namespace fusedprop::runtime

@@ -6,6 +6,14 @@ never timed silently), warm up, pick a number of calls per sample so a sample
 is long enough to time, then take samples round-robin (the contenders' order
 rotating each round) so that noise from other processes falls on all of them
 alike; report the median.
+
+At more than one thread, OpenBLAS's idle workers spin for about 0.1 s after
+each call (so do, briefly, PyTorch's OpenMP workers). Timed right after a
+NumPy sample, fusedprop's and PyTorch's threads would share the cores with
+those spinners and look 2-3x slower than they are. So at more than one
+thread each round runs the contenders that use OpenBLAS's threads last, and
+the next round starts after a pause that lets them fall asleep, plus one
+untimed call.
 """
 
 from __future__ import annotations
@@ -41,6 +49,21 @@ TIMINGS = {
     "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1, slow_budget=0.0),
 }
 SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
+SETTLE = 0.15     # seconds OpenBLAS's idle workers may spin after a call (2**28 cycles by default)
+
+
+def uses_openblas_threads(contender) -> bool:
+    """NumPy expressions, scikit-learn, and fusedprop's numpy and numba backends (their products go through NumPy)."""
+    return contender.family in ("numpy", "sklearn") or contender.backend in ("numpy", "numba")
+
+
+def round_order(live: list, r: int, threads: int) -> list:
+    """Round r's order: rotated by r; at several threads, OpenBLAS users last (each group rotated)."""
+    if threads <= 1 or not live:
+        k = r % len(live) if live else 0
+        return live[k:] + live[:k]
+    groups = ([e for e in live if not uses_openblas_threads(e[0])], [e for e in live if uses_openblas_threads(e[0])])
+    return [e for g in groups if g for e in g[r % len(g):] + g[:r % len(g)]]
 
 
 @contextlib.contextmanager
@@ -136,7 +159,9 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
                 per_call = (time.perf_counter() - t0) / timing.warmup
         entry[2] = max(per_call, 1e-9)
     numbers = {id(e): max(1, min(100_000, math.ceil(timing.min_sample / e[2]))) for e in live}
-    round_cost = sum(numbers[id(e)] * e[2] for e in live)
+    settle = threads > 1 and any(uses_openblas_threads(e[0]) for e in live) and \
+        any(not uses_openblas_threads(e[0]) for e in live)
+    round_cost = sum(numbers[id(e)] * e[2] for e in live) + (SETTLE if settle else 0.0)
     slow = any(e[2] >= SLOW_CALL for e in live)
     repeats = max(0, min(timing.slow_repeats - 1, int(timing.slow_budget / max(round_cost, 1e-9)))) if slow else min(
         timing.max_repeats, max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
@@ -144,11 +169,13 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
     gc.disable()
     try:
         for r in range(repeats):
-            k = r % len(live) if live else 0
-            for entry in live[k:] + live[:k]:
+            for position, entry in enumerate(round_order(live, r, threads)):
                 c, run, _, samples = entry
                 number = numbers[id(entry)]
                 with _backend(c):
+                    if settle and position == 0:
+                        time.sleep(SETTLE)
+                        run()
                     t0 = time.perf_counter()
                     for _ in range(number):
                         run()
