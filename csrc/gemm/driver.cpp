@@ -45,6 +45,20 @@ void split(index_t panels, index_t parts, index_t i, index_t* first, index_t* la
     *last = *first + base + (i < extra ? 1 : 0);
 }
 
+// Packs micro-panels [0, panels) in `parts` pieces on the pool:
+// pack_piece(first, end) packs panels [first, end), never an empty range.
+template <class F>
+void pack_in_parallel(index_t panels, index_t parts, int threads, F&& pack_piece) {
+    runtime::parallel_for(
+        static_cast<std::size_t>(parts),
+        [&](std::size_t t) {
+            index_t first, end;
+            split(panels, parts, static_cast<index_t>(t), &first, &end);
+            if (end > first) pack_piece(first, end);
+        },
+        threads);
+}
+
 // k == 0: C = epilogue(0), elementwise.
 template <class T>
 void epilogue_only(MatrixRef<T> c, const Epilogue<T>& ep) {
@@ -191,28 +205,18 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
             const index_t m_panels = ceil_div(m, MR);
             T* shared_apack = nullptr;
             if (shared_b) {
-                const index_t parts = std::min<index_t>(kTasksPerThread * threads, n_panels);
-                runtime::parallel_for(
-                    static_cast<std::size_t>(parts),
-                    [&](std::size_t t) {
-                        index_t first, end;
-                        split(n_panels, parts, static_cast<index_t>(t), &first, &end);
-                        const index_t j0 = first * NR, j1 = std::min(nc, end * NR);
-                        if (j1 > j0) pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc);
-                    },
-                    threads);
+                pack_in_parallel(n_panels, std::min<index_t>(kTasksPerThread * threads, n_panels), threads,
+                                 [&](index_t first, index_t end) {
+                                     const index_t j0 = first * NR, j1 = std::min(nc, end * NR);
+                                     pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc);
+                                 });
             } else if (shared_a) {
                 shared_apack = workspace<T>(kSharedA).reserve(static_cast<std::size_t>(m_panels * MR * kc));
-                const index_t parts = std::min<index_t>(threads, m_panels);
-                runtime::parallel_for(
-                    static_cast<std::size_t>(parts),
-                    [&](std::size_t t) {
-                        index_t first, end;
-                        split(m_panels, parts, static_cast<index_t>(t), &first, &end);
-                        const index_t i0 = first * MR, i1 = std::min(m, end * MR);
-                        if (i1 > i0) pack_a(a.block(i0, pc, i1 - i0, kc), bs.mr, shared_apack + first * MR * kc);
-                    },
-                    threads);
+                pack_in_parallel(m_panels, std::min<index_t>(threads, m_panels), threads,
+                                 [&](index_t first, index_t end) {
+                                     const index_t i0 = first * MR, i1 = std::min(m, end * MR);
+                                     pack_a(a.block(i0, pc, i1 - i0, kc), bs.mr, shared_apack + first * MR * kc);
+                                 });
             }
 
             runtime::parallel_for(
