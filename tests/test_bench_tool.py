@@ -119,3 +119,23 @@ def test_without_core_the_peak_is_unknown():
             "threadpools": [], "env": {}, "peak_gflops": "unknown (no compiled core)", "peak_isa": None,
             "load_average": None}
     assert "peak: unknown (no compiled core)" in describe_machine(info)
+
+
+def test_at_several_threads_a_round_groups_thread_pools_and_waits_where_they_change():
+    from fusedprop._bench.runner import SETTLE, round_order, settle_time
+
+    cpp = Contender("fusedprop[cpp]", "fusedprop", backend="cpp")
+    numba = Contender("fusedprop[numba]", "fusedprop", backend="numba")
+    np_ = Contender("numpy", "numpy")
+    torch = Contender("torch", "torch")
+    live = [[c] for c in (cpp, numba, np_, torch)]
+    for r in range(4):
+        names = [e[0].name for e in round_order(live, r, threads=2)]
+        assert names[:2] == ["fusedprop[cpp]", "torch"]  # OpenBLAS users last, whatever the rotation
+        assert sorted(names[2:]) == ["fusedprop[numba]", "numpy"]
+    assert [e[0].name for e in round_order(live, 1, threads=1)] == ["fusedprop[numba]", "numpy", "torch",
+                                                                   "fusedprop[cpp]"]  # plain rotation
+    assert settle_time(np_, cpp, threads=2) == SETTLE["openblas"] > settle_time(torch, np_, threads=2) > 0
+    assert settle_time(np_, numba, threads=2) == 0  # the same pool: no wait
+    assert settle_time(np_, cpp, threads=1) == 0
+    assert settle_time(None, cpp, threads=2) == 0

@@ -7,13 +7,14 @@ is long enough to time, then take samples round-robin (the contenders' order
 rotating each round) so that noise from other processes falls on all of them
 alike; report the median.
 
-At more than one thread, OpenBLAS's idle workers spin for about 0.1 s after
-each call (so do, briefly, PyTorch's OpenMP workers). Timed right after a
-NumPy sample, fusedprop's and PyTorch's threads would share the cores with
-those spinners and look 2-3x slower than they are. So at more than one
-thread each round runs the contenders that use OpenBLAS's threads last, and
-the next round starts after a pause that lets them fall asleep, plus one
-untimed call.
+At more than one thread, each library's idle workers keep spinning for a
+while after a call: OpenBLAS's for about 0.1 s, PyTorch's OpenMP workers for
+a few ms. Timed right after a NumPy sample, fusedprop's and PyTorch's threads
+would share the cores with those spinners and look 2-3x slower than they
+are. So at more than one thread each round groups the contenders by thread
+pool (fusedprop's, PyTorch's, OpenBLAS's, in that order), and where the pool
+changes, the next sample waits for the previous pool's workers to fall
+asleep, then makes one untimed call.
 """
 
 from __future__ import annotations
@@ -49,21 +50,37 @@ TIMINGS = {
     "smoke": Timing(warmup=0, min_sample=0.0, min_repeats=1, max_repeats=2, budget=0.0, slow_repeats=1, slow_budget=0.0),
 }
 SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
-SETTLE = 0.15     # seconds OpenBLAS's idle workers may spin after a call (2**28 cycles by default)
+# Seconds the idle workers of each thread pool may spin after a call:
+# OpenBLAS's for 2**28 cycles by default, PyTorch's (OpenMP) briefly.
+SETTLE = {"fusedprop": 0.0, "torch": 0.02, "openblas": 0.15}
+POOL_ORDER = ("fusedprop", "torch", "openblas")
 
 
-def uses_openblas_threads(contender) -> bool:
-    """NumPy expressions, scikit-learn, and fusedprop's numpy and numba backends (their products go through NumPy)."""
-    return contender.family in ("numpy", "sklearn") or contender.backend in ("numpy", "numba")
+def thread_pool_of(contender) -> str:
+    """Whose worker threads a contender's calls run on."""
+    if contender.family in ("numpy", "sklearn") or contender.backend in ("numpy", "numba"):
+        return "openblas"  # fusedprop's numpy and numba backends run their products through NumPy
+    return "torch" if contender.family == "torch" else "fusedprop"
 
 
 def round_order(live: list, r: int, threads: int) -> list:
-    """Round r's order: rotated by r; at several threads, OpenBLAS users last (each group rotated)."""
+    """Round r's order: rotated by r; at several threads, grouped by thread pool (each group rotated)."""
     if threads <= 1 or not live:
         k = r % len(live) if live else 0
         return live[k:] + live[:k]
-    groups = ([e for e in live if not uses_openblas_threads(e[0])], [e for e in live if uses_openblas_threads(e[0])])
-    return [e for g in groups if g for e in g[r % len(g):] + g[:r % len(g)]]
+    order = []
+    for pool in POOL_ORDER:
+        group = [e for e in live if thread_pool_of(e[0]) == pool]
+        if group:
+            order += group[r % len(group):] + group[:r % len(group)]
+    return order
+
+
+def settle_time(previous, contender, threads: int) -> float:
+    """The pause before timing `contender` right after `previous` (None: the end of the last round)."""
+    if threads <= 1 or previous is None or thread_pool_of(previous) == thread_pool_of(contender):
+        return 0.0
+    return SETTLE[thread_pool_of(previous)]
 
 
 @contextlib.contextmanager
@@ -159,23 +176,26 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
                 per_call = (time.perf_counter() - t0) / timing.warmup
         entry[2] = max(per_call, 1e-9)
     numbers = {id(e): max(1, min(100_000, math.ceil(timing.min_sample / e[2]))) for e in live}
-    settle = threads > 1 and any(uses_openblas_threads(e[0]) for e in live) and \
-        any(not uses_openblas_threads(e[0]) for e in live)
-    round_cost = sum(numbers[id(e)] * e[2] for e in live) + (SETTLE if settle else 0.0)
+    pools = {thread_pool_of(e[0]) for e in live}
+    round_cost = sum(numbers[id(e)] * e[2] for e in live) + (
+        sum(SETTLE[p] for p in pools) if threads > 1 and len(pools) > 1 else 0.0)
     slow = any(e[2] >= SLOW_CALL for e in live)
     repeats = max(0, min(timing.slow_repeats - 1, int(timing.slow_budget / max(round_cost, 1e-9)))) if slow else min(
         timing.max_repeats, max(timing.min_repeats, int(timing.budget / max(round_cost, 1e-9))))
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        previous = None
         for r in range(repeats):
-            for position, entry in enumerate(round_order(live, r, threads)):
+            for entry in round_order(live, r, threads):
                 c, run, _, samples = entry
                 number = numbers[id(entry)]
                 with _backend(c):
-                    if settle and position == 0:
-                        time.sleep(SETTLE)
+                    pause = settle_time(previous, c, threads)
+                    if pause:
+                        time.sleep(pause)
                         run()
+                    previous = c
                     t0 = time.perf_counter()
                     for _ in range(number):
                         run()
