@@ -42,5 +42,9 @@ assert os.path.dirname(fusedprop.__file__) == os.path.join(os.environ["PYTHONPAT
 print("sanitized build:", fusedprop.__file__, fusedprop.cpu_info()["isa"])
 PY
 # The cpp-backend half of the suite reaches every binding; torch is left out
-# (its own allocator and JIT confuse ASan in a non-instrumented interpreter).
-python -m pytest tests -p no:cacheprovider -q -x -k "not numba and not numpy and not torch" "$@"
+# (its own allocator and JIT confuse ASan in a non-instrumented interpreter),
+# and so is the RSS test: ASan keeps freed memory in quarantine (256 MB), so
+# the process grows by what the calls free until that fills; the plain CI
+# run checks RSS.
+python -m pytest tests -p no:cacheprovider -q -x \
+  -k "not numba and not numpy and not torch and not memory_is_stable" "$@"

@@ -76,6 +76,7 @@ struct Job {
     MatrixRef<T> c, z;
     const BlockSizes* bs;
     Ukernel<T> kernel;
+    Ukernel<T> partial[kMaxMR];  // [r]: the kernel for a tile of r < MR rows, or nullptr (then `kernel`)
     const T* bias;  // padded to a multiple of NR, contiguous; or nullptr
     T slope;
 };
@@ -113,8 +114,9 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
                 job.kernel(args);
                 continue;
             }
-            // Edge tile or non-unit column stride: compute a full tile in
-            // scratch, copy the valid part.
+            // Edge tile or non-unit column stride: compute the tile in
+            // scratch (only its mr rows where a kernel for that exists), copy
+            // the valid part.
             if (accumulate)
                 for (index_t r = 0; r < mr; ++r)
                     for (index_t s = 0; s < nr; ++s) tile[r * NR + s] = job.c(i + r, j0 + s);
@@ -122,7 +124,8 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
             args.rs_c = NR;
             args.z = last && job.z.data ? ztile : nullptr;
             args.rs_z = NR;
-            job.kernel(args);
+            const Ukernel<T> partial = mr < MR ? job.partial[mr] : nullptr;
+            (partial ? partial : job.kernel)(args);
             for (index_t r = 0; r < mr; ++r)
                 for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
             if (args.z)
@@ -180,7 +183,8 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;
 
-    Job<T> job{a, b, c, ep.z, &bs, table.fn[static_cast<int>(ep.activation)], nullptr, ep.negative_slope};
+    Job<T> job{a, b, c, ep.z, &bs, table.fn[static_cast<int>(ep.activation)], {}, nullptr, ep.negative_slope};
+    for (int r = 1; r < bs.mr; ++r) job.partial[r] = table.rows[r][static_cast<int>(ep.activation)];
     if (ep.bias) {
         // Contiguous and padded to whole micro-panels: the kernel reads NR values.
         T* bias = workspace<T>(kBias).reserve(static_cast<std::size_t>(round_up(n, NR)));

@@ -43,9 +43,11 @@
 // readable values; z (if any) is an MR x NR tile with unit column stride.
 #pragma once
 
+#include <array>
 #include <cassert>
 #include <cstdint>
 
+#include "config.h"
 #include "layers/activation.h"
 #include "runtime/matrix_ref.h"
 
@@ -69,6 +71,14 @@ struct UkernelArgs {
 template <class T>
 using Ukernel = void (*)(const UkernelArgs<T>& args);
 
+// Kernels for a partial tile: entry [r][activation] computes only the first
+// r rows (r < MR; the packed A panel's other rows are zero padding), same
+// contract otherwise. nullptr where a table has none: the full kernel runs.
+template <class T>
+using RowKernels = std::array<Ukernel<T>, layers::kNumActivations>;
+template <class T>
+using RowKernelTable = std::array<RowKernels<T>, kMaxMR>;
+
 // One kernel per activation (the epilogue is a template parameter), indexed
 // by static_cast<int>(Activation).
 template <class T>
@@ -76,6 +86,7 @@ struct UkernelTable {
     int mr, nr;
     const char* name;  // e.g. "f32_6x16_avx2"
     Ukernel<T> fn[layers::kNumActivations];
+    RowKernelTable<T> rows;
 };
 
 // Defined in ukernel_ref.cpp (baseline flags).

@@ -10,13 +10,12 @@
 #include <cassert>
 #include <cstdint>
 
-#include "layers/activation_avx2.h"
-#include "ukernel.h"
+#include "ukernel_avx2.h"
 
 namespace fusedprop::gemm {
 namespace {
 
-constexpr int kMR = 6;
+constexpr int kMR = avx2::kMR;
 constexpr int kNR = 8;
 
 template <layers::Activation A>
@@ -194,50 +193,15 @@ void ukernel_f64_6x8_avx2(const UkernelArgs<double>& p) {
     __m256d acc_v[kMR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < kMR; ++i) {
-        acc_v[i][0] = _mm256_load_pd(acc + (2 * i) * (32 / sizeof(double)));
-        acc_v[i][1] = _mm256_load_pd(acc + (2 * i + 1) * (32 / sizeof(double)));
+        acc_v[i][0] = _mm256_load_pd(acc + (2 * i) * 4);
+        acc_v[i][1] = _mm256_load_pd(acc + (2 * i + 1) * 4);
     }
-    if (p.accumulate) {
-#pragma GCC unroll 6
-        for (int i = 0; i < kMR; ++i) {
-            acc_v[i][0] = _mm256_add_pd(acc_v[i][0], _mm256_loadu_pd(c + i * rs));
-            acc_v[i][1] = _mm256_add_pd(acc_v[i][1], _mm256_loadu_pd(c + i * rs + 4));
-        }
-    }
-    if (p.last) {
-        if (p.bias != nullptr) {
-            const __m256d bias0 = _mm256_loadu_pd(p.bias), bias1 = _mm256_loadu_pd(p.bias + 4);
-#pragma GCC unroll 6
-            for (int i = 0; i < kMR; ++i) {
-                acc_v[i][0] = _mm256_add_pd(acc_v[i][0], bias0);
-                acc_v[i][1] = _mm256_add_pd(acc_v[i][1], bias1);
-            }
-        }
-        if (p.z != nullptr) {
-#pragma GCC unroll 6
-            for (int i = 0; i < kMR; ++i) {
-                _mm256_storeu_pd(p.z + i * p.rs_z, acc_v[i][0]);
-                _mm256_storeu_pd(p.z + i * p.rs_z + 4, acc_v[i][1]);
-            }
-        }
-        if constexpr (A != layers::Activation::identity) {
-#pragma GCC unroll 6
-            for (int i = 0; i < kMR; ++i) {
-                acc_v[i][0] = layers::avx2::forward<A>(acc_v[i][0], p.slope);
-                acc_v[i][1] = layers::avx2::forward<A>(acc_v[i][1], p.slope);
-            }
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < kMR; ++i) {
-        _mm256_storeu_pd(c + i * rs, acc_v[i][0]);
-        _mm256_storeu_pd(c + i * rs + 4, acc_v[i][1]);
-    }
+    avx2::write_back<double, kMR, A>(acc_v, p);
 }
 
 }  // namespace
 
-const UkernelTable<double> kUkernelF64Avx2 = {kMR, kNR, "f64_6x8_avx2",
-                                             FUSEDPROP_UKERNEL_TABLE(ukernel_f64_6x8_avx2)};
+const UkernelTable<double> kUkernelF64Avx2 = {kMR, kNR, "f64_6x8_avx2", FUSEDPROP_UKERNEL_TABLE(ukernel_f64_6x8_avx2),
+                                      avx2::rows_table<double>()};
 
 }  // namespace fusedprop::gemm
