@@ -21,56 +21,32 @@
 #include <cstdint>
 
 #include "layers/activation_avx2.h"
+#include "runtime/simd_avx2.h"
 #include "ukernel.h"
 
 namespace fusedprop::gemm::avx2 {
 
 inline constexpr int kMR = 6;  // rows of every AVX2 tile; the packed A panel's stride
 
-// One YMM register of T, and the few operations the kernels need.
 template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-    using V = __m256;
-    static constexpr int kLanes = 8;
-    static V load(const float* p) { return _mm256_load_ps(p); }
-    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-    static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    static V zero() { return _mm256_setzero_ps(); }
-};
-template <>
-struct Vec<double> {
-    using V = __m256d;
-    static constexpr int kLanes = 4;
-    static V load(const double* p) { return _mm256_load_pd(p); }
-    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-    static V broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static V zero() { return _mm256_setzero_pd(); }
-};
+using Vec = simd::Avx2<T>;
 
 template <class T, int R, layers::Activation A>
-inline void write_back(typename Vec<T>::V (&acc)[R][2], const UkernelArgs<T>& p) {
+inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& p) {
     using W = Vec<T>;
-    constexpr int L = W::kLanes;
+    constexpr index_t L = W::width;
     T* c = p.c;
     const index_t rs = p.rs_c;
     if (p.accumulate) {
 #pragma GCC unroll 6
         for (int i = 0; i < R; ++i) {
-            acc[i][0] = W::add(acc[i][0], W::loadu(c + i * rs));
-            acc[i][1] = W::add(acc[i][1], W::loadu(c + i * rs + L));
+            acc[i][0] = W::add(acc[i][0], W::load(c + i * rs));
+            acc[i][1] = W::add(acc[i][1], W::load(c + i * rs + L));
         }
     }
     if (p.last) {
         if (p.bias != nullptr) {
-            const auto bias0 = W::loadu(p.bias), bias1 = W::loadu(p.bias + L);
+            const auto bias0 = W::load(p.bias), bias1 = W::load(p.bias + L);
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
                 acc[i][0] = W::add(acc[i][0], bias0);
@@ -80,8 +56,8 @@ inline void write_back(typename Vec<T>::V (&acc)[R][2], const UkernelArgs<T>& p)
         if (p.z != nullptr) {
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
-                W::storeu(p.z + i * p.rs_z, acc[i][0]);
-                W::storeu(p.z + i * p.rs_z + L, acc[i][1]);
+                W::store(p.z + i * p.rs_z, acc[i][0]);
+                W::store(p.z + i * p.rs_z + L, acc[i][1]);
             }
         }
         if constexpr (A != layers::Activation::identity) {
@@ -94,8 +70,8 @@ inline void write_back(typename Vec<T>::V (&acc)[R][2], const UkernelArgs<T>& p)
     }
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i) {
-        W::storeu(c + i * rs, acc[i][0]);
-        W::storeu(c + i * rs + L, acc[i][1]);
+        W::store(c + i * rs, acc[i][0]);
+        W::store(c + i * rs + L, acc[i][1]);
     }
 }
 
@@ -105,19 +81,19 @@ template <class T, int R, layers::Activation A>
 void ukernel_rows_avx2(const UkernelArgs<T>& p) {
     static_assert(R >= 1 && R < kMR, "the full tile has its own kernel");
     using W = Vec<T>;
-    constexpr int L = W::kLanes;
+    constexpr index_t L = W::width;
     assert(p.k >= 0);
     assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
     assert(p.k == 0 || (reinterpret_cast<std::uintptr_t>(p.b) % 32) == 0);
     assert(p.c != nullptr);
 
-    typename W::V acc[R][2];
+    typename W::reg acc[R][2];
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = W::zero();
     const T* a = p.a;
     const T* b = p.b;
     for (index_t l = 0; l < p.k; ++l, a += kMR, b += 2 * L) {
-        const auto b0 = W::load(b), b1 = W::load(b + L);
+        const auto b0 = W::load_aligned(b), b1 = W::load_aligned(b + L);
 #pragma GCC unroll 6
         for (int i = 0; i < R; ++i) {
             const auto ai = W::broadcast(a + i);
