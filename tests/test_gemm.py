@@ -53,12 +53,16 @@ def rand(rng, shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_size_grid(isa, dtype):
-    """m in 1..MR, MR+1, 2MR+3; n in 1..NR, NR+1, 3NR-1; k around KC."""
+    """m in 1..MR, MR+1, 2MR+3; n in 1..NR, NR+1, 3NR-1; k around KC.
+
+    K is cut into blocks of at most KC, except that a last sliver under KC/4
+    is spread over the others (driver.cpp, k_block): KC+1 is one block of
+    KC+1, 1.25 KC the smallest k cut in two, 2 KC+7 two blocks of KC+4."""
     bs = blocks(dtype)
     mr, nr, kc = bs["mr"], bs["nr"], bs["kc"]
     ms = list(range(1, mr + 1)) + [mr + 1, 2 * mr + 3]
     ns = list(range(1, nr + 1)) + [nr + 1, 3 * nr - 1]
-    ks = [0, 1, kc - 1, kc, kc + 1, 2 * kc + 7]
+    ks = [0, 1, kc - 1, kc, kc + 1, kc + kc // 4, 2 * kc + 7]
     rng = np.random.default_rng(0)
     for k in ks:
         for m in ms:
