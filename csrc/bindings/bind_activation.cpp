@@ -81,6 +81,28 @@ py::object activation(py::handle x_obj, py::handle name, py::handle negative_slo
     return std::move(y);
 }
 
+// The saved tensor an activation's gradient reads (_validation.check_saved):
+// required unless identity, same dtype and shape as grad_y. An empty array
+// for identity.
+py::array checked_saved(const char* fn, py::handle name, layers::Activation act, py::handle saved_obj, DType dt,
+                        const py::array& gy) {
+    if (act == layers::Activation::identity) return py::array();
+    if (saved_obj.is_none()) {
+        const char* what = layers::saved_for(act) == layers::Saved::output ? "output Y" : "pre-activation Z";
+        throw py::value_error(std::string(fn) + ": activation " + std::string(py::repr(name)) +
+                              " needs saved (the " + what + " from the forward), got None");
+    }
+    DType sdt;
+    py::array saved = check_array(fn, "saved", saved_obj, &sdt);
+    if (sdt != dt)
+        throw py::type_error(std::string(fn) + ": saved must have dtype " + dtype_str(dt) + ", got " +
+                             dtype_str(sdt));
+    if (!shape_equals(saved, gy.shape(), gy.ndim()))
+        throw py::value_error(std::string(fn) + ": saved must have shape " + shape_str(gy) + ", got " +
+                              shape_str(saved));
+    return saved;
+}
+
 py::object activation_grad(py::handle gy_obj, py::handle saved_obj, py::handle name, py::handle negative_slope) {
     constexpr const char* fn = "activation_grad";
     DType dt;
@@ -88,23 +110,8 @@ py::object activation_grad(py::handle gy_obj, py::handle saved_obj, py::handle n
     const ActivationArg arg = check_activation(fn, name, negative_slope);
     const auto act = arg.activation;
     const double slope = arg.negative_slope;
-    py::array saved;
     const bool needs_saved = act != layers::Activation::identity;
-    if (needs_saved) {  // _validation.check_saved
-        if (saved_obj.is_none()) {
-            const char* what = layers::saved_for(act) == layers::Saved::output ? "output Y" : "pre-activation Z";
-            throw py::value_error(std::string(fn) + ": activation " + std::string(py::repr(name)) +
-                                  " needs saved (the " + what + " from the forward), got None");
-        }
-        DType sdt;
-        saved = check_array(fn, "saved", saved_obj, &sdt);
-        if (sdt != dt)
-            throw py::type_error(std::string(fn) + ": saved must have dtype " + dtype_str(dt) + ", got " +
-                                 dtype_str(sdt));
-        if (!shape_equals(saved, gy.shape(), gy.ndim()))
-            throw py::value_error(std::string(fn) + ": saved must have shape " + shape_str(gy) +
-                                  ", got " + shape_str(saved));
-    }
+    py::array saved = checked_saved(fn, name, act, saved_obj, dt, gy);
     py::array gz = new_array(dt, gy);
     if (gy.size() > 0) {
         const py::array* sp = needs_saved ? &saved : nullptr;
@@ -126,13 +133,8 @@ py::tuple activation_grad_sums(py::handle gy_obj, py::handle saved_obj, py::hand
     const bool needs_saved = act != layers::Activation::identity;
     if (gy.ndim() != 2) throw py::value_error(std::string(fn) + ": grad_y must be 2-D, got shape " + shape_str(gy));
     gy = contiguous_copy(gy);
-    py::array saved;
-    if (needs_saved) {
-        DType sdt;
-        saved = contiguous_copy(check_array(fn, "saved", saved_obj, &sdt));
-        if (sdt != dt || saved.ndim() != 2 || saved.shape(0) != gy.shape(0) || saved.shape(1) != gy.shape(1))
-            throw py::value_error(std::string(fn) + ": saved must match grad_y in dtype and shape");
-    }
+    py::array saved = checked_saved(fn, name, act, saved_obj, dt, gy);
+    if (needs_saved) saved = contiguous_copy(saved);
     py::array gz = new_array(dt, gy);
     const index_t rows = gy.shape(0), cols = gy.shape(1);
     const auto run = [&](auto tag) {

@@ -9,11 +9,6 @@
 //
 // This is where a transposed operand is read "for free": x * W^T packs B from
 // W with row stride 1 and column stride in_features; W is never copied first.
-//
-// pack_a_transform is the same walk over A, but each element goes through a
-// functor f(value, i, p) (i, p: indices inside the block) on its way into
-// the panel: the hook for fusing an elementwise pass (e.g. dZ = dY * act'(S)
-// of the backward) into the packing of a GEMM operand.
 #pragma once
 
 #include <cstring>
@@ -81,21 +76,5 @@ void pack_b_panel(const T* src, index_t rs, index_t cs, index_t cols, index_t kc
 }
 
 }  // namespace detail
-
-// The transforming variant of pack_a (see the file comment). F: T(T value,
-// index_t i, index_t p).
-template <class T, int MR, class F>
-void pack_a_transform(MatrixRef<const T> a, T* dst, F&& f) {
-    const index_t kc = a.cols;
-    for (index_t i0 = 0; i0 < a.rows; i0 += MR) {
-        const index_t rows = a.rows - i0 < MR ? a.rows - i0 : MR;
-        T* panel = dst + i0 * kc;
-        for (index_t p = 0; p < kc; ++p) {
-            index_t i = 0;
-            for (; i < rows; ++i) panel[p * MR + i] = f(a(i0 + i, p), i0 + i, p);
-            for (; i < MR; ++i) panel[p * MR + i] = T(0);
-        }
-    }
-}
 
 }  // namespace fusedprop::gemm

@@ -1,18 +1,25 @@
-// What the AVX2 microkernels share (include only from translation units
-// compiled with -mavx2 -mfma): the write-back of a tile and the kernel for
-// the last, partial row panel of A.
+// The AVX2 + FMA microkernels (include only from translation units compiled
+// with -mavx2 -mfma; ukernel_f32_6x16_avx2.cpp and ukernel_f64_6x8_avx2.cpp
+// instantiate them). Contract and packed layout: ukernel.h.
 //
 // Both AVX2 tiles are MR = 6 rows of two vectors (f32: 6 x 16, f64: 6 x 8),
 // so one template over the dtype serves both:
 //
-//   write_back<T, R, A>(acc, p)  the epilogue of ukernel.h's contract for R
-//                                rows of accumulators, while they are in
-//                                registers: + C, + bias, Z, act, store.
+//   ukernel_6rows_avx2<T, A>     the full tile. Registers (all 16 YMM): 12
+//                                accumulators (6 rows x 2 vectors), 2 for the
+//                                B row, 1 for the broadcast A element. Per k
+//                                step: 2 aligned B loads, 6 broadcasts, 12
+//                                FMAs; Zen 3 issues 2 FMAs per cycle with
+//                                latency 4, so 12 independent chains keep
+//                                both pipes busy.
 //   ukernel_rows_avx2<T, R, A>   the whole contract for only the first R < 6
 //                                rows of the tile (the rest of the packed A
 //                                panel is zero padding): an m that is not a
 //                                multiple of 6 (a batch of 8 or 32 or 64) then
 //                                costs R rows of FMAs, not 6.
+//   write_back<T, R, A>(acc, p)  the epilogue of both for R rows of
+//                                accumulators, while they are in registers:
+//                                + C, + bias, Z, act, store.
 #pragma once
 
 #include <immintrin.h>
@@ -30,6 +37,15 @@ inline constexpr int kMR = 6;  // rows of every AVX2 tile; the packed A panel's 
 
 template <class T>
 using Vec = simd::Avx2<T>;
+
+// ukernel.h's preconditions, for the AVX2 kernels (B loads are aligned).
+template <class T>
+inline void assert_preconditions([[maybe_unused]] const UkernelArgs<T>& p) {
+    assert(p.k >= 0);
+    assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
+    assert(p.k == 0 || (reinterpret_cast<std::uintptr_t>(p.b) % 32) == 0);
+    assert(p.c != nullptr);
+}
 
 template <class T, int R, layers::Activation A>
 inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& p) {
@@ -75,6 +91,125 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
     }
 }
 
+// ------------------------------------------------------ the full 6-row tile
+
+// The k loop is inline asm: written with intrinsics, GCC's allocator spills
+// accumulators. One k step for element size E bytes, step S of an unrolled
+// iteration: the B row (64 bytes: 16 floats or 8 doubles) into ymm0-1, then
+// per row i the broadcast a(i, p) into ymm2 and two FMAs into ymm(4+2i),
+// ymm(5+2i). Offsets are assembler expressions (A advances 6 E bytes per k).
+#define FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, I, ACC0, ACC1)                     \
+    BCAST " 6*" #E "*" #S "+" #I "*" #E "(%[a]), %%ymm2\n\t"                   \
+    FMA " %%ymm0, %%ymm2, %%ymm" #ACC0 "\n\t" FMA " %%ymm1, %%ymm2, %%ymm" #ACC1 "\n\t"
+#define FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, S)                                  \
+    "vmovaps 64*" #S "(%[b]), %%ymm0\n\t"                                       \
+    "vmovaps 64*" #S "+32(%[b]), %%ymm1\n\t"                                    \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 0, 4, 5)                               \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 1, 6, 7)                               \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 2, 8, 9)                               \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 3, 10, 11)                             \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 4, 12, 13)                             \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 5, 14, 15)
+
+// acc[0..12) (12 vectors, 32-byte aligned) = sum over p < k of the outer
+// products a(:, p) b(p, :), one FMA chain per element: 4 k steps per
+// iteration (A prefetched 2 iterations ahead), then the remainder.
+#define FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E)                                      \
+    __asm__ volatile(                                                           \
+        "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"                                     \
+        "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"                                     \
+        "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"                                     \
+        "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"                                     \
+        "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"                                     \
+        "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"                                     \
+        "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"                                  \
+        "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"                                  \
+        "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"                                  \
+        "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"                                  \
+        "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"                                  \
+        "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"                                  \
+        "test %[k4], %[k4]\n\t"                                                 \
+        "jz 2f\n\t"                                                             \
+        ".p2align 5\n\t"                                                        \
+        "1:\n\t"                                                                \
+        "prefetcht0 8*6*" #E "(%[a])\n\t"                                       \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 1)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 2)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 3)                                  \
+        "add $4*6*" #E ", %[a]\n\t"                                             \
+        "add $4*64, %[b]\n\t"                                                   \
+        "dec %[k4]\n\t"                                                         \
+        "jnz 1b\n\t"                                                            \
+        "2:\n\t"                                                                \
+        "test %[k1], %[k1]\n\t"                                                 \
+        "jz 4f\n\t"                                                             \
+        "3:\n\t"                                                                \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
+        "add $6*" #E ", %[a]\n\t"                                               \
+        "add $64, %[b]\n\t"                                                     \
+        "dec %[k1]\n\t"                                                         \
+        "jnz 3b\n\t"                                                            \
+        "4:\n\t"                                                                \
+        "vmovaps %%ymm4, 0(%[acc])\n\t"                                         \
+        "vmovaps %%ymm5, 32(%[acc])\n\t"                                        \
+        "vmovaps %%ymm6, 64(%[acc])\n\t"                                        \
+        "vmovaps %%ymm7, 96(%[acc])\n\t"                                        \
+        "vmovaps %%ymm8, 128(%[acc])\n\t"                                       \
+        "vmovaps %%ymm9, 160(%[acc])\n\t"                                       \
+        "vmovaps %%ymm10, 192(%[acc])\n\t"                                      \
+        "vmovaps %%ymm11, 224(%[acc])\n\t"                                      \
+        "vmovaps %%ymm12, 256(%[acc])\n\t"                                      \
+        "vmovaps %%ymm13, 288(%[acc])\n\t"                                      \
+        "vmovaps %%ymm14, 320(%[acc])\n\t"                                      \
+        "vmovaps %%ymm15, 352(%[acc])\n\t"                                      \
+        : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)                \
+        : [acc] "r"(acc)                                                        \
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+
+template <class T>
+void kloop_6rows(const T* a, const T* b, index_t k, T* acc);
+template <>
+inline void kloop_6rows<float>(const float* a, const float* b, index_t k, float* acc) {
+    index_t k4 = k / 4, k1 = k % 4;
+    FUSEDPROP_AVX2_KLOOP("vbroadcastss", "vfmadd231ps", 4);
+}
+template <>
+inline void kloop_6rows<double>(const double* a, const double* b, index_t k, double* acc) {
+    index_t k4 = k / 4, k1 = k % 4;
+    FUSEDPROP_AVX2_KLOOP("vbroadcastsd", "vfmadd231pd", 8);
+}
+
+#undef FUSEDPROP_AVX2_KLOOP
+#undef FUSEDPROP_AVX2_KSTEP
+#undef FUSEDPROP_AVX2_ROW
+
+template <class T, layers::Activation A>
+void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
+    using W = Vec<T>;
+    constexpr index_t L = W::width;
+    assert_preconditions(p);
+
+#pragma GCC unroll 6
+    for (int i = 0; i < kMR; ++i) {  // a tile row may straddle two cache lines
+        _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c + 2 * L - 1), _MM_HINT_T0);
+    }
+    // The accumulators leave the asm through a tile on the stack (in L1).
+    alignas(32) T acc[kMR * 2 * L];
+    kloop_6rows<T>(p.a, p.b, p.k, acc);
+    typename W::reg acc_v[kMR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < kMR; ++i) {
+        acc_v[i][0] = W::load_aligned(acc + (2 * i) * L);
+        acc_v[i][1] = W::load_aligned(acc + (2 * i + 1) * L);
+    }
+    write_back<T, kMR, A>(acc_v, p);
+}
+
+// ------------------------------------------------------ a partial row panel
+
 // Rows 0..R-1 of the tile. R <= 5 rows of 2 accumulators, the B row and the
 // broadcast fit the 16 YMM registers, so plain intrinsics do (no asm).
 template <class T, int R, layers::Activation A>
@@ -82,10 +217,7 @@ void ukernel_rows_avx2(const UkernelArgs<T>& p) {
     static_assert(R >= 1 && R < kMR, "the full tile has its own kernel");
     using W = Vec<T>;
     constexpr index_t L = W::width;
-    assert(p.k >= 0);
-    assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
-    assert(p.k == 0 || (reinterpret_cast<std::uintptr_t>(p.b) % 32) == 0);
-    assert(p.c != nullptr);
+    assert_preconditions(p);
 
     typename W::reg acc[R][2];
 #pragma GCC unroll 6

@@ -221,39 +221,47 @@ void backward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slo
 
 // A whole contiguous matrix is one long row: better tiles for few columns.
 template <class T>
-bool collapsible(MatrixRef<T> m) {
-    return m.col_stride == 1 && (m.rows <= 1 || m.row_stride == m.cols);
-}
-
-template <class T>
 MatrixRef<T> as_one_row(MatrixRef<T> m) {
     return {m.data, 1, m.rows * m.cols, m.rows * m.cols, 1};
 }
+
+// The tiles elementwise work is cut into (rows_per_tile(cols) rows by
+// kColBlock columns), run on the pool.
+struct Tiling {
+    index_t rows, cols, tile_rows, row_tiles, col_tiles;
+
+    Tiling(index_t rows_, index_t cols_)
+        : rows(rows_), cols(cols_), tile_rows(rows_per_tile(cols_)),
+          row_tiles((rows_ + tile_rows - 1) / tile_rows), col_tiles((cols_ + kColBlock - 1) / kColBlock) {}
+
+    // fn(row_tile, r0, r1, c0, c1) for every tile: rows [r0, r1), columns [c0, c1).
+    template <class F>
+    void run(int threads, F&& fn) const {
+        runtime::parallel_for(
+            static_cast<std::size_t>(row_tiles * col_tiles),
+            [&](std::size_t t) {
+                const index_t rt = static_cast<index_t>(t) / col_tiles, ct = static_cast<index_t>(t) % col_tiles;
+                const index_t r0 = rt * tile_rows, c0 = ct * kColBlock;
+                fn(rt, r0, std::min(rows, r0 + tile_rows), c0, std::min(cols, c0 + kColBlock));
+            },
+            threads);
+    }
+};
 
 }  // namespace
 
 template <class T>
 void activation_forward(Activation a, T slope, MatrixRef<const T> x, MatrixRef<T> y) {
     if (x.empty()) return;
-    if (collapsible(x) && collapsible(y)) {
+    if (x.row_major_contiguous() && y.row_major_contiguous()) {
         x = as_one_row(x);
         y = as_one_row(y);
     }
     const auto k = row_kernels<T>();
-    const index_t rows_tile = rows_per_tile(x.cols);
-    const index_t n_rt = (x.rows + rows_tile - 1) / rows_tile;
-    const index_t n_ct = (x.cols + kColBlock - 1) / kColBlock;
-    const index_t n_tiles = n_rt * n_ct;
     const int threads = x.rows * x.cols < parallel_threshold(a, false) ? 1 : 0;
-    runtime::parallel_for(
-        static_cast<std::size_t>(n_tiles),
-        [&](std::size_t t) {
-            const index_t rt = static_cast<index_t>(t) / n_ct, ct = static_cast<index_t>(t) % n_ct;
-            const index_t r0 = rt * rows_tile, r1 = std::min(x.rows, r0 + rows_tile);
-            const index_t c0 = ct * kColBlock, c1 = std::min(x.cols, c0 + kColBlock);
-            forward_tile(k, a, slope, x, y, r0, r1, c0, c1);
-        },
-        threads);
+    Tiling(x.rows, x.cols).run(threads, [&](index_t, index_t r0, index_t r1, index_t c0, index_t c1) {
+        forward_tile(k, a, slope, x, y, r0, r1, c0, c1);
+    });
 }
 
 template <class T>
@@ -264,16 +272,15 @@ void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef
     if (gz.data == nullptr && (a != Activation::identity || column_sums == nullptr))
         throw std::invalid_argument("activation_backward: grad_z may be empty only for identity with column sums");
     const bool has_saved = a != Activation::identity;
-    if (column_sums == nullptr && collapsible(gy) && collapsible(gz) && (!has_saved || collapsible(saved))) {
+    if (column_sums == nullptr && gy.row_major_contiguous() && gz.row_major_contiguous() &&
+        (!has_saved || saved.row_major_contiguous())) {
         gy = as_one_row(gy);
         gz = as_one_row(gz);
         if (has_saved) saved = as_one_row(saved);
     }
     const auto k = row_kernels<T>();
-    const index_t rows_tile = rows_per_tile(gy.cols);
-    const index_t n_rt = (gy.rows + rows_tile - 1) / rows_tile;
-    const index_t n_ct = (gy.cols + kColBlock - 1) / kColBlock;
-    const index_t n_tiles = n_rt * n_ct;
+    const Tiling tiles(gy.rows, gy.cols);
+    const index_t n_rt = tiles.row_tiles;
     const int threads = gy.rows * gy.cols < parallel_threshold(a, true) ? 1 : 0;
     // One partial row of column sums per row tile, combined in tile order.
     runtime::AlignedBuffer<T> partials;
@@ -286,15 +293,9 @@ void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef
             std::fill(part, part + n_rt * gy.cols, T(0));
         }
     }
-    runtime::parallel_for(
-        static_cast<std::size_t>(n_tiles),
-        [&](std::size_t t) {
-            const index_t rt = static_cast<index_t>(t) / n_ct, ct = static_cast<index_t>(t) % n_ct;
-            const index_t r0 = rt * rows_tile, r1 = std::min(gy.rows, r0 + rows_tile);
-            const index_t c0 = ct * kColBlock, c1 = std::min(gy.cols, c0 + kColBlock);
-            backward_tile(k, a, slope, gy, saved, gz, part ? part + rt * gy.cols : nullptr, r0, r1, c0, c1);
-        },
-        threads);
+    tiles.run(threads, [&](index_t rt, index_t r0, index_t r1, index_t c0, index_t c1) {
+        backward_tile(k, a, slope, gy, saved, gz, part ? part + rt * gy.cols : nullptr, r0, r1, c0, c1);
+    });
     if (column_sums != nullptr && n_rt > 1) {
         for (index_t rt = 0; rt < n_rt; ++rt) {
             const T* p = part + rt * gy.cols;

@@ -214,13 +214,8 @@ void parallel_for(std::size_t n_tasks, FunctionRef<void(std::size_t)> task, int 
     // The job word counts tasks in 16 bits: run more in batches.
     constexpr std::size_t kBatch = Pool::kMaxTasks;
     for (std::size_t first = 0; first < n_tasks; first += kBatch) {
-        const std::size_t count = std::min(kBatch, n_tasks - first);
-        if (first == 0 && count == n_tasks) {
-            pool.run(n_tasks, task, n_threads);
-        } else {
-            auto shifted = [&](std::size_t i) { task(first + i); };
-            pool.run(count, shifted, n_threads);
-        }
+        auto shifted = [&](std::size_t i) { task(first + i); };
+        pool.run(std::min(kBatch, n_tasks - first), shifted, n_threads);
     }
 }
 
