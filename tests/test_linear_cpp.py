@@ -89,7 +89,7 @@ def check_backward(x, w, saved, act, gy, slope=0.01, needs_input_grad=True):
 
 # ---------------------------------------------------------------- the grid
 
-SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 16}, KC = 256
+SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 16}, KC in {256, 320}
     ((1,), 1, 1),
     ((5,), 17, 3),
     ((6,), 16, 16),
@@ -98,6 +98,8 @@ SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 
     ((25,), 257, 40),
     ((64,), 64, 64),
     ((3, 5), 300, 9),
+    ((11,), 321, 24),
+    ((4,), 410, 5),  # two K blocks at KC = 256 and at 320
 ]
 
 

@@ -27,11 +27,16 @@
 namespace fusedprop::gemm {
 namespace {
 
-// Per-thread workspaces, reused across calls (grow, never shrink).
+// Per-thread workspaces, reused across calls (grow, never shrink). The
+// packed panels sit on huge pages (see aligned_buffer.h).
 enum Workspace { kPackA, kPackB, kSharedA, kBias };
 template <class T>
 runtime::AlignedBuffer<T>& workspace(Workspace which) {
-    thread_local runtime::AlignedBuffer<T> buffers[4];
+    using runtime::Pages;
+    thread_local runtime::AlignedBuffer<T> buffers[4] = {runtime::AlignedBuffer<T>(Pages::huge),
+                                                         runtime::AlignedBuffer<T>(Pages::huge),
+                                                         runtime::AlignedBuffer<T>(Pages::huge),
+                                                         runtime::AlignedBuffer<T>(Pages::normal)};
     return buffers[which];
 }
 
