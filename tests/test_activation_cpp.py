@@ -75,7 +75,8 @@ def expect_close(got, want, dtype, scale=0.0, k=16.0):
     assert not bad.any(), f"max err {err[bad].max():.3g} at want={want[bad][:5]}"
 
 
-SHAPES = [(), (0,), (1,), (7,), (8,), (9,), (33,), (1000,), (3, 5, 7), (2, 0, 3), (4, 1, 17)]
+# Lengths around a vector (4 f64, 8 f32) and an unrolled step (4 vectors).
+SHAPES = [(), (0,), (1,), (7,), (8,), (9,), (15,), (31,), (33,), (65,), (1000,), (3, 5, 7), (2, 0, 3), (4, 1, 17)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
