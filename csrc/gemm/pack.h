@@ -11,8 +11,6 @@
 // W with row stride 1 and column stride in_features; W is never copied first.
 #pragma once
 
-#include <cstring>
-
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::gemm {
@@ -30,7 +28,9 @@ inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
 namespace detail {
 
-// One MR x kc micro-panel of A from `rows` (<= MR) valid rows.
+// One MR x kc micro-panel of A from `rows` (<= MR) valid rows. (Full panels
+// of a column-major A, and of a row-major B below, never come here: pack.cpp
+// packs those across all panels at once.)
 template <class T, int MR>
 void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc, T* dst) {
     if (rows == MR && cs == 1) {
@@ -39,10 +39,6 @@ void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc
         for (int i = 0; i < MR; ++i) r[i] = src + i * rs;
         for (index_t p = 0; p < kc; ++p)
             for (int i = 0; i < MR; ++i) dst[p * MR + i] = r[i][p];
-    } else if (rows == MR && rs == 1) {
-        // Column-major A (a transposed view): each k gives MR contiguous elements.
-        for (index_t p = 0; p < kc; ++p)
-            for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * cs + i];
     } else {
         for (index_t p = 0; p < kc; ++p) {
             int i = 0;
@@ -55,10 +51,7 @@ void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc
 // One kc x NR micro-panel of B from `cols` (<= NR) valid columns.
 template <class T, int NR>
 void pack_b_panel(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
-    if (cols == NR && cs == 1) {
-        // Row-major B: each k row has NR contiguous elements.
-        for (index_t p = 0; p < kc; ++p) std::memcpy(dst + p * NR, src + p * rs, NR * sizeof(T));
-    } else if (cols == NR && rs == 1) {
+    if (cols == NR && rs == 1) {
         // B = W^T with W row-major: each column is contiguous in k. Walk
         // NR columns in step, a few k at a time, so every read stream stays
         // sequential and the writes fill whole panel rows.
