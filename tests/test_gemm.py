@@ -57,12 +57,14 @@ def test_size_grid(isa, dtype):
 
     K is cut into blocks of at most KC, except that a last sliver under KC/4
     is spread over the others (driver.cpp, k_block): KC+1 is one block of
-    KC+1, 1.25 KC the smallest k cut in two, 2 KC+7 two blocks of KC+4."""
+    KC+1, 1.25 KC the smallest k cut in two, 2 KC+7 two blocks of KC+4.
+    k = 2, 7 and 1 give the kernels' unrolled k loop (4 steps) a remainder of
+    2, 3 and 1 steps; KC-1 does too, for KC even."""
     bs = blocks(dtype)
     mr, nr, kc = bs["mr"], bs["nr"], bs["kc"]
     ms = list(range(1, mr + 1)) + [mr + 1, 2 * mr + 3]
     ns = list(range(1, nr + 1)) + [nr + 1, 3 * nr - 1]
-    ks = [0, 1, kc - 1, kc, kc + 1, kc + kc // 4, 2 * kc + 7]
+    ks = [0, 1, 2, 7, kc - 1, kc, kc + 1, kc + kc // 4, 2 * kc + 7]
     rng = np.random.default_rng(0)
     for k in ks:
         for m in ms:

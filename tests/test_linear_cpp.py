@@ -100,6 +100,7 @@ SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 
     ((3, 5), 300, 9),
     ((11,), 321, 24),
     ((4,), 410, 5),  # two K blocks at KC = 256 and at 320
+    ((8,), 102, 20),  # a last row panel of 2 rows
 ]
 
 

@@ -11,10 +11,13 @@
 //       32 MiB L3 that other cores (and, here, other VMs) leave alone;
 //       4 MiB blocks made f64 at n = 2048 10-15% slower.
 //
-// Determinism: KC and k alone fix the order in which each C element is summed
-// (one FMA chain per K block, blocks added in order; driver.cpp's k_block()
-// evens the blocks out); MC, NC and the thread split never change it. So results are bitwise identical for every thread
-// count. Changing KC changes the rounding, which is fine, but do it here only.
+// Determinism: KC and k fix the order in which each C element is summed (one
+// FMA chain per K block, blocks added in order; driver.cpp's k_block() evens
+// the blocks out), and m mod MR decides which rows fall in the last, partial
+// row panel, whose AVX2 kernels for 1-3 rows use 2-4 chains (ukernel_avx2.h).
+// MC, NC and the thread split never change it, so results are bitwise
+// identical for every thread count. Changing KC changes the rounding, which
+// is fine, but do it here only.
 #pragma once
 
 namespace fusedprop::gemm {

@@ -29,7 +29,10 @@
 // aligned.
 //
 // What one call does, with acc = sum over p of a(:,p) b(p,:) (one FMA chain
-// per element, p in increasing order):
+// per element, p in increasing order; a kernel may instead deal the p to a
+// fixed number of chains round-robin and add them in a fixed order, as the
+// AVX2 partial-row kernels of 1-3 rows do, so long as the order depends on
+// nothing but its own shape and k):
 //
 //   acc += accumulate ? C : 0          (earlier K blocks were written to C)
 //   if last:                            (the epilogue, while acc is in registers)
