@@ -58,7 +58,7 @@ bool pack_a_panel_fast(const T* src, index_t rs, index_t cs, index_t rows, index
 // each, which the hardware prefetchers do not follow across pages. So the
 // full panels of those two layouts are packed row by row (column by column
 // for A) instead, across all panels at once: one sequential read stream.
-// Measured 1-4% on square GEMMs of 1024 and 2048.
+// Measured 1-6% faster on square GEMMs of 1024 and 2048.
 template <class T, int W>
 index_t pack_runs_across_panels(const T* src, index_t run_stride, index_t runs, index_t width, T* dst) {
     const index_t full = width / W;
