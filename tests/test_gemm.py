@@ -157,6 +157,25 @@ def test_out_layouts(isa, threads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_short_row_tiles_write_only_their_rows(isa, dtype):
+    """A last row panel of m mod MR rows goes straight into C (row kernels):
+    the rows just past the output, in the same buffer, must stay untouched,
+    through every K block and the fused bias + activation epilogue."""
+    rng = np.random.default_rng(5)
+    mr, nr, kc = (blocks(dtype)[key] for key in ("mr", "nr", "kc"))
+    n = 2 * nr  # whole column panels: the direct path
+    for m in range(1, 2 * mr + 1):
+        for k in (3, 2 * kc + 7):
+            x, w, b = rand(rng, (m, k), dtype), rand(rng, (n, k), dtype), rand(rng, (n,), dtype)
+            buf = np.full((m + mr, n), np.nan, dtype)
+            got = F.linear(x, w, b, "relu", out=buf[:m])
+            assert np.shares_memory(got, buf)
+            assert np.isnan(buf[m:]).all(), f"m={m} k={k}: rows past the output were written"
+            want = np.maximum(x.astype(np.float64) @ w.T.astype(np.float64) + b, 0)
+            np.testing.assert_allclose(buf[:m], want, rtol=TOL[dtype] * 50, atol=TOL[dtype] * k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_empty_and_k0(isa, dtype):
     for m, n, k in [(0, 5, 3), (4, 0, 3), (0, 0, 0), (3, 4, 0), (7, 17, 0)]:
         a, b = np.ones((m, k), dtype), np.ones((k, n), dtype)

@@ -80,8 +80,9 @@ struct Job {
     MatrixRef<const T> a, b;
     MatrixRef<T> c, z;
     const BlockSizes* bs;
-    Ukernel<T> kernel;
-    Ukernel<T> partial[kMaxMR];  // [r]: the kernel for a tile of r < MR rows, or nullptr (then `kernel`)
+    // [r]: the kernel that computes exactly the first r rows of a tile
+    // ([MR]: the full kernel), or nullptr where the table has none.
+    Ukernel<T> rows_kernel[kMaxMR + 1];
     const T* bias;  // padded to a multiple of NR, contiguous; or nullptr
     T slope;
 };
@@ -111,17 +112,18 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
             const index_t i = i0 + ip * MR;
             const index_t mr = std::min<index_t>(MR, m - i);
             args.a = apack + ip * MR * kc;
-            if (mr == MR && nr == NR && c_unit && z_unit) {
+            const Ukernel<T> exact = job.rows_kernel[mr];
+            if (exact != nullptr && nr == NR && c_unit && z_unit) {  // straight into C (and Z)
                 args.c = &job.c(i, j0);
                 args.rs_c = job.c.row_stride;
                 args.z = last && job.z.data ? &job.z(i, j0) : nullptr;
                 args.rs_z = job.z.row_stride;
-                job.kernel(args);
+                exact(args);
                 continue;
             }
-            // Edge tile or non-unit column stride: compute the tile in
-            // scratch (only its mr rows where a kernel for that exists), copy
-            // the valid part.
+            // A column edge, a non-unit column stride, or rows no kernel
+            // computes exactly: compute the tile in scratch, copy the valid
+            // part.
             if (accumulate)
                 for (index_t r = 0; r < mr; ++r)
                     for (index_t s = 0; s < nr; ++s) tile[r * NR + s] = job.c(i + r, j0 + s);
@@ -129,8 +131,7 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
             args.rs_c = NR;
             args.z = last && job.z.data ? ztile : nullptr;
             args.rs_z = NR;
-            const Ukernel<T> partial = mr < MR ? job.partial[mr] : nullptr;
-            (partial ? partial : job.kernel)(args);
+            (exact != nullptr ? exact : job.rows_kernel[MR])(args);
             for (index_t r = 0; r < mr; ++r)
                 for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
             if (args.z)
@@ -188,8 +189,10 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;
 
-    Job<T> job{a, b, c, ep.z, &bs, table.fn[static_cast<int>(ep.activation)], {}, nullptr, ep.negative_slope};
-    for (int r = 1; r < bs.mr; ++r) job.partial[r] = table.rows[r][static_cast<int>(ep.activation)];
+    const int act = static_cast<int>(ep.activation);
+    Job<T> job{a, b, c, ep.z, &bs, {}, nullptr, ep.negative_slope};
+    for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.rows[r][act];
+    job.rows_kernel[bs.mr] = table.fn[act];
     if (ep.bias) {
         // Contiguous and padded to whole micro-panels: the kernel reads NR values.
         T* bias = workspace<T>(kBias).reserve(static_cast<std::size_t>(round_up(n, NR)));

@@ -23,7 +23,9 @@
 // micro-panels back to back (MR*KC elements each), and a KC x NC block of B as
 // ceil(NC/NR) micro-panels (KC*NR elements each). Rows of A past m and
 // columns of B past n are zero-padded, so a kernel always computes a full
-// tile; the driver copies the valid part of an edge tile (see driver.cpp).
+// tile; the driver copies the valid part of an edge tile (see driver.cpp),
+// except for a tile short of rows only, which a row kernel (below) writes
+// straight into C.
 // Packed buffers are 64-byte aligned and every B micro-panel row is
 // NR*sizeof(T) bytes (a multiple of 32 for the AVX2 tiles), so B loads are
 // aligned.
@@ -75,8 +77,9 @@ template <class T>
 using Ukernel = void (*)(const UkernelArgs<T>& args);
 
 // Kernels for a partial tile: entry [r][activation] computes only the first
-// r rows (r < MR; the packed A panel's other rows are zero padding), same
-// contract otherwise. nullptr where a table has none: the full kernel runs.
+// r rows (r < MR; the packed A panel's other rows are zero padding) and
+// reads and writes only those r rows of C and Z, same contract otherwise.
+// nullptr where a table has none: the full kernel runs on a scratch tile.
 template <class T>
 using RowKernels = std::array<Ukernel<T>, layers::kNumActivations>;
 template <class T>
