@@ -113,82 +113,108 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
     FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 4, 12, 13)                             \
     FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 5, 14, 15)
 
-// acc[0..12) (12 vectors, 32-byte aligned) = sum over p < k of the outer
-// products a(:, p) b(p, :), one FMA chain per element: 4 k steps per
-// iteration, then the remainder. An iteration reads 4 x 6 x E bytes of A
-// (1.5 cache lines in f32, 3 in f64) and prefetches as many lines 2
-// iterations ahead, so every line of the A panel is asked for once: one
-// prefetch per iteration left every third f32 line and two of three f64
-// lines to the hardware (f64 GEMMs measured 1-2% slower).
+// ymm4-15 = sum over p < k of the outer products a(:, p) b(p, :), one FMA
+// chain per element: 4 k steps per iteration, then the remainder. An
+// iteration reads 4 x 6 x E bytes of A (1.5 cache lines in f32, 3 in f64)
+// and prefetches as many lines 2 iterations ahead, so every line of the A
+// panel is asked for once: one prefetch per iteration left every third f32
+// line and two of three f64 lines to the hardware (f64 GEMMs measured 1-2%
+// slower).
 #define FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E)                                      \
-    __asm__ volatile(                                                           \
-        "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"                                     \
-        "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"                                     \
-        "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"                                     \
-        "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"                                     \
-        "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"                                     \
-        "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"                                     \
-        "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"                                  \
-        "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"                                  \
-        "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"                                  \
-        "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"                                  \
-        "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"                                  \
-        "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"                                  \
-        "test %[k4], %[k4]\n\t"                                                 \
-        "jz 2f\n\t"                                                             \
-        ".p2align 5\n\t"                                                        \
-        "1:\n\t"                                                                \
-        "prefetcht0 8*6*" #E "(%[a])\n\t"                                       \
-        "prefetcht0 8*6*" #E "+64(%[a])\n\t"                                    \
-        ".if " #E " == 8\n\tprefetcht0 8*6*" #E "+128(%[a])\n\t.endif\n\t"     \
-        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
-        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 1)                                  \
-        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 2)                                  \
-        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 3)                                  \
-        "add $4*6*" #E ", %[a]\n\t"                                             \
-        "add $4*64, %[b]\n\t"                                                   \
-        "dec %[k4]\n\t"                                                         \
-        "jnz 1b\n\t"                                                            \
-        "2:\n\t"                                                                \
-        "test %[k1], %[k1]\n\t"                                                 \
-        "jz 4f\n\t"                                                             \
-        "3:\n\t"                                                                \
-        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
-        "add $6*" #E ", %[a]\n\t"                                               \
-        "add $64, %[b]\n\t"                                                     \
-        "dec %[k1]\n\t"                                                         \
-        "jnz 3b\n\t"                                                            \
-        "4:\n\t"                                                                \
-        "vmovaps %%ymm4, 0(%[acc])\n\t"                                         \
-        "vmovaps %%ymm5, 32(%[acc])\n\t"                                        \
-        "vmovaps %%ymm6, 64(%[acc])\n\t"                                        \
-        "vmovaps %%ymm7, 96(%[acc])\n\t"                                        \
-        "vmovaps %%ymm8, 128(%[acc])\n\t"                                       \
-        "vmovaps %%ymm9, 160(%[acc])\n\t"                                       \
-        "vmovaps %%ymm10, 192(%[acc])\n\t"                                      \
-        "vmovaps %%ymm11, 224(%[acc])\n\t"                                      \
-        "vmovaps %%ymm12, 256(%[acc])\n\t"                                      \
-        "vmovaps %%ymm13, 288(%[acc])\n\t"                                      \
-        "vmovaps %%ymm14, 320(%[acc])\n\t"                                      \
-        "vmovaps %%ymm15, 352(%[acc])\n\t"                                      \
-        : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)                \
-        : [acc] "r"(acc)                                                        \
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+    "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"                                         \
+    "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"                                         \
+    "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"                                         \
+    "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"                                         \
+    "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"                                         \
+    "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"                                         \
+    "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"                                      \
+    "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"                                      \
+    "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"                                      \
+    "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"                                      \
+    "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"                                      \
+    "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"                                      \
+    "test %[k4], %[k4]\n\t"                                                     \
+    "jz 2f\n\t"                                                                 \
+    ".p2align 5\n\t"                                                            \
+    "1:\n\t"                                                                    \
+    "prefetcht0 8*6*" #E "(%[a])\n\t"                                           \
+    "prefetcht0 8*6*" #E "+64(%[a])\n\t"                                        \
+    ".if " #E " == 8\n\tprefetcht0 8*6*" #E "+128(%[a])\n\t.endif\n\t"         \
+    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                      \
+    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 1)                                      \
+    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 2)                                      \
+    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 3)                                      \
+    "add $4*6*" #E ", %[a]\n\t"                                                 \
+    "add $4*64, %[b]\n\t"                                                       \
+    "dec %[k4]\n\t"                                                             \
+    "jnz 1b\n\t"                                                                \
+    "2:\n\t"                                                                    \
+    "test %[k1], %[k1]\n\t"                                                     \
+    "jz 4f\n\t"                                                                 \
+    "3:\n\t"                                                                    \
+    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                      \
+    "add $6*" #E ", %[a]\n\t"                                                   \
+    "add $64, %[b]\n\t"                                                         \
+    "dec %[k1]\n\t"                                                             \
+    "jnz 3b\n\t"                                                                \
+    "4:\n\t"
 
-template <class T>
-void kloop_6rows(const T* a, const T* b, index_t k, T* acc);
-template <>
-inline void kloop_6rows<float>(const float* a, const float* b, index_t k, float* acc) {
-    index_t k4 = k / 4, k1 = k % 4;
-    FUSEDPROP_AVX2_KLOOP("vbroadcastss", "vfmadd231ps", 4);
+// The 12 accumulators against the 6 x 2 vectors of a tile at %[c] with row
+// stride %[rs] bytes: rows c, c + rs, c + 2 rs, then c3 = c + 3 rs, ...; the
+// second vector of a row is 32 bytes on. OP(address, register).
+#define FUSEDPROP_AVX2_TILE(OP)                                                 \
+    "lea (%[c],%[rs],2), %[c3]\n\t"                                             \
+    "add %[rs], %[c3]\n\t"                                                      \
+    OP("(%[c])", 4) OP("32(%[c])", 5)                                           \
+    OP("(%[c],%[rs],1)", 6) OP("32(%[c],%[rs],1)", 7)                           \
+    OP("(%[c],%[rs],2)", 8) OP("32(%[c],%[rs],2)", 9)                           \
+    OP("(%[c3])", 10) OP("32(%[c3])", 11)                                       \
+    OP("(%[c3],%[rs],1)", 12) OP("32(%[c3],%[rs],1)", 13)                       \
+    OP("(%[c3],%[rs],2)", 14) OP("32(%[c3],%[rs],2)", 15)
+#define FUSEDPROP_AVX2_STORE(ADDR, R) "vmovups %%ymm" #R ", " ADDR "\n\t"
+#define FUSEDPROP_AVX2_ADD_PS(ADDR, R) "vaddps " ADDR ", %%ymm" #R ", %%ymm" #R "\n\t"
+#define FUSEDPROP_AVX2_ADD_PD(ADDR, R) "vaddpd " ADDR ", %%ymm" #R ", %%ymm" #R "\n\t"
+
+// The k loop, then the accumulators straight out of the registers into the
+// tile at `out` (row stride rs elements): stored, or, with Accumulate, added
+// to it first. The adds load every row before the first store: at row
+// strides that are multiples of 4 KiB all rows share their low 12 address
+// bits, and a load issued after a store to another row would wait for it
+// (4K aliasing). Leaving through a stack tile and a compiled write-back
+// instead measured 4-8% slower for the whole kernel, hot in cache, at k =
+// 128-320; the epilogue still takes that path (ukernel_6rows_avx2).
+#define FUSEDPROP_AVX2_KERNEL(BCAST, FMA, ADD, E)                               \
+    index_t k4 = k / 4, k1 = k % 4;                                             \
+    const index_t rs = rs_out * E;                                              \
+    void* c3;                                                                   \
+    if constexpr (Accumulate)                                                   \
+        __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E) FUSEDPROP_AVX2_TILE(ADD) \
+                         FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE)              \
+                         : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
+                         : [c] "r"(out), [rs] "r"(rs)                           \
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory"); \
+    else                                                                        \
+        __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E) FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE) \
+                         : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
+                         : [c] "r"(out), [rs] "r"(rs)                           \
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+
+template <bool Accumulate>
+inline void kloop_6rows(const float* a, const float* b, index_t k, float* out, index_t rs_out) {
+    FUSEDPROP_AVX2_KERNEL("vbroadcastss", "vfmadd231ps", FUSEDPROP_AVX2_ADD_PS, 4);
 }
-template <>
-inline void kloop_6rows<double>(const double* a, const double* b, index_t k, double* acc) {
-    index_t k4 = k / 4, k1 = k % 4;
-    FUSEDPROP_AVX2_KLOOP("vbroadcastsd", "vfmadd231pd", 8);
+template <bool Accumulate>
+inline void kloop_6rows(const double* a, const double* b, index_t k, double* out, index_t rs_out) {
+    FUSEDPROP_AVX2_KERNEL("vbroadcastsd", "vfmadd231pd", FUSEDPROP_AVX2_ADD_PD, 8);
 }
 
+#undef FUSEDPROP_AVX2_KERNEL
+#undef FUSEDPROP_AVX2_ADD_PD
+#undef FUSEDPROP_AVX2_ADD_PS
+#undef FUSEDPROP_AVX2_STORE
+#undef FUSEDPROP_AVX2_TILE
 #undef FUSEDPROP_AVX2_KLOOP
 #undef FUSEDPROP_AVX2_KSTEP
 #undef FUSEDPROP_AVX2_ROW
@@ -204,9 +230,20 @@ void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
         _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c + 2 * L - 1), _MM_HINT_T0);
     }
-    // The accumulators leave the asm through a tile on the stack (in L1).
+    // Nothing but the sum to write (a plain product, or an earlier K block):
+    // straight from the registers into C.
+    const bool epilogue = p.last && (A != layers::Activation::identity || p.bias != nullptr || p.z != nullptr);
+    if (!epilogue) {
+        if (p.accumulate)
+            kloop_6rows<true>(p.a, p.b, p.k, p.c, p.rs_c);
+        else
+            kloop_6rows<false>(p.a, p.b, p.k, p.c, p.rs_c);
+        return;
+    }
+    // The epilogue: the sum through a tile on the stack (in L1) into the
+    // compiled write-back.
     alignas(32) T acc[kMR * 2 * L];
-    kloop_6rows<T>(p.a, p.b, p.k, acc);
+    kloop_6rows<false>(p.a, p.b, p.k, acc, 2 * L);
     typename W::reg acc_v[kMR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < kMR; ++i) {
