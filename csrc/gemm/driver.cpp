@@ -50,15 +50,15 @@ void split(index_t panels, index_t parts, index_t i, index_t* first, index_t* la
     *last = *first + base + (i < extra ? 1 : 0);
 }
 
-// Packs micro-panels [0, panels) in `parts` pieces on the pool:
-// pack_piece(first, end) packs panels [first, end), never an empty range.
+// Packs `units` (micro-panels, or rows of B) in `parts` pieces on the pool:
+// pack_piece(first, end) packs units [first, end), never an empty range.
 template <class F>
-void pack_in_parallel(index_t panels, index_t parts, int threads, F&& pack_piece) {
+void pack_in_parallel(index_t units, index_t parts, int threads, F&& pack_piece) {
     runtime::parallel_for(
         static_cast<std::size_t>(parts),
         [&](std::size_t t) {
             index_t first, end;
-            split(panels, parts, static_cast<index_t>(t), &first, &end);
+            split(units, parts, static_cast<index_t>(t), &first, &end);
             if (end > first) pack_piece(first, end);
         },
         threads);
@@ -216,11 +216,18 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
             const bool shared_a = !shared_b && part.n_jr > 1;  // then m <= MC: one A block
             const index_t m_panels = ceil_div(m, MR);
             T* shared_apack = nullptr;
-            if (shared_b) {
+            if (shared_b && b_block.col_stride == 1) {
+                // A row-major B split by rows: each piece reads whole rows,
+                // one long sequential run each (split by panels, a piece
+                // reads a short run per row).
+                pack_in_parallel(kc, std::min<index_t>(kTasksPerThread * threads, kc), threads, [&](index_t p0, index_t p1) {
+                    pack_b(b_block.block(p0, 0, p1 - p0, nc), bs.nr, bpack + p0 * NR, kc * NR);
+                });
+            } else if (shared_b) {
                 pack_in_parallel(n_panels, std::min<index_t>(kTasksPerThread * threads, n_panels), threads,
                                  [&](index_t first, index_t end) {
                                      const index_t j0 = first * NR, j1 = std::min(nc, end * NR);
-                                     pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc);
+                                     pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + first * NR * kc, kc * NR);
                                  });
             } else if (shared_a) {
                 shared_apack = workspace<T>(kSharedA).reserve(static_cast<std::size_t>(m_panels * MR * kc));
@@ -241,7 +248,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     if (ip1 == ip0 || jp1 == jp0) return;
                     if (!shared_b) {  // this task's own B panels
                         const index_t j0 = jp0 * NR, j1 = std::min(nc, jp1 * NR);
-                        pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc);
+                        pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc, kc * NR);
                     }
                     const index_t i0 = ip0 * MR, i1 = std::min(m, ip1 * MR);
                     if (shared_a) return macro_kernel(job, shared_apack, bpack, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);

@@ -59,12 +59,14 @@ bool pack_a_panel_fast(const T* src, index_t rs, index_t cs, index_t rows, index
 // full panels of those two layouts are packed row by row (column by column
 // for A) instead, across all panels at once: one sequential read stream.
 // Measured 1-6% faster on square GEMMs of 1024 and 2048.
+// Panel jp's run p goes to dst + jp * panel_stride + p * W.
 template <class T, int W>
-index_t pack_runs_across_panels(const T* src, index_t run_stride, index_t runs, index_t width, T* dst) {
+index_t pack_runs_across_panels(const T* src, index_t run_stride, index_t runs, index_t width, T* dst,
+                                index_t panel_stride) {
     const index_t full = width / W;
     for (index_t p = 0; p < runs; ++p) {
         const T* run = src + p * run_stride;
-        for (index_t jp = 0; jp < full; ++jp) std::memcpy(dst + (jp * runs + p) * W, run + jp * W, W * sizeof(T));
+        for (index_t jp = 0; jp < full; ++jp) std::memcpy(dst + jp * panel_stride + p * W, run + jp * W, W * sizeof(T));
     }
     return full * W;
 }
@@ -72,7 +74,8 @@ index_t pack_runs_across_panels(const T* src, index_t run_stride, index_t runs, 
 template <class T, int MR>
 void pack_a_mr(MatrixRef<const T> a, T* dst) {
     const index_t kc = a.cols;
-    const index_t first = a.row_stride == 1 ? pack_runs_across_panels<T, MR>(a.data, a.col_stride, kc, a.rows, dst) : 0;
+    const index_t first =
+        a.row_stride == 1 ? pack_runs_across_panels<T, MR>(a.data, a.col_stride, kc, a.rows, dst, kc * MR) : 0;
     for (index_t i0 = first; i0 < a.rows; i0 += MR) {
         const index_t rows = a.rows - i0 < MR ? a.rows - i0 : MR;
         const T* src = a.data + i0 * a.row_stride;
@@ -82,14 +85,16 @@ void pack_a_mr(MatrixRef<const T> a, T* dst) {
 }
 
 template <class T, int NR>
-void pack_b_nr(MatrixRef<const T> b, T* dst) {
+void pack_b_nr(MatrixRef<const T> b, T* dst, index_t panel_stride) {
     const index_t kc = b.rows;
-    const index_t first = b.col_stride == 1 ? pack_runs_across_panels<T, NR>(b.data, b.row_stride, kc, b.cols, dst) : 0;
+    const index_t first =
+        b.col_stride == 1 ? pack_runs_across_panels<T, NR>(b.data, b.row_stride, kc, b.cols, dst, panel_stride) : 0;
     for (index_t j0 = first; j0 < b.cols; j0 += NR) {
         const index_t cols = b.cols - j0 < NR ? b.cols - j0 : NR;
         const T* src = b.data + j0 * b.col_stride;
-        if (!pack_b_panel_fast<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc))
-            detail::pack_b_panel<T, NR>(src, b.row_stride, b.col_stride, cols, kc, dst + j0 * kc);
+        T* panel = dst + j0 / NR * panel_stride;
+        if (!pack_b_panel_fast<T, NR>(src, b.row_stride, b.col_stride, cols, kc, panel))
+            detail::pack_b_panel<T, NR>(src, b.row_stride, b.col_stride, cols, kc, panel);
     }
 }
 
@@ -106,17 +111,17 @@ void pack_a(MatrixRef<const T> a, int mr, T* dst) {
 }
 
 template <class T>
-void pack_b(MatrixRef<const T> b, int nr, T* dst) {
+void pack_b(MatrixRef<const T> b, int nr, T* dst, index_t panel_stride) {
     switch (nr) {
-        case 8: return pack_b_nr<T, 8>(b, dst);
-        case 16: return pack_b_nr<T, 16>(b, dst);
+        case 8: return pack_b_nr<T, 8>(b, dst, panel_stride);
+        case 16: return pack_b_nr<T, 16>(b, dst, panel_stride);
     }
     throw std::logic_error("pack_b: no packing routine for this NR");
 }
 
 template void pack_a<float>(MatrixRef<const float>, int, float*);
 template void pack_a<double>(MatrixRef<const double>, int, double*);
-template void pack_b<float>(MatrixRef<const float>, int, float*);
-template void pack_b<double>(MatrixRef<const double>, int, double*);
+template void pack_b<float>(MatrixRef<const float>, int, float*, index_t);
+template void pack_b<double>(MatrixRef<const double>, int, double*, index_t);
 
 }  // namespace fusedprop::gemm

@@ -19,10 +19,14 @@ namespace fusedprop::gemm {
 // hold round_up(rows, MR) * kc (resp. kc * round_up(cols, NR)) elements.
 // Neither writes outside its panels, so threads may pack disjoint panels of
 // one buffer at once.
+//
+// pack_b may also pack rows p0..p1 of a taller block (threads then split a
+// row-major B by rows, each reading whole rows): b is those rows, dst the
+// address of row p0 in the first panel, panel_stride the block's kc * NR.
 template <class T>
 void pack_a(MatrixRef<const T> a, int mr, T* dst);
 template <class T>
-void pack_b(MatrixRef<const T> b, int nr, T* dst);
+void pack_b(MatrixRef<const T> b, int nr, T* dst, index_t panel_stride);
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
@@ -48,7 +52,8 @@ void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc
     }
 }
 
-// One kc x NR micro-panel of B from `cols` (<= NR) valid columns.
+// One kc x NR micro-panel of B from `cols` (<= NR) valid columns (or kc rows
+// of one).
 template <class T, int NR>
 void pack_b_panel(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
     if (cols == NR && rs == 1) {
