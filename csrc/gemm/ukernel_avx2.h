@@ -11,7 +11,9 @@
 //                                step: 2 aligned B loads, 6 broadcasts, 12
 //                                FMAs; Zen 3 issues 2 FMAs per cycle with
 //                                latency 4, so 12 independent chains keep
-//                                both pipes busy.
+//                                both pipes busy. Without an epilogue to
+//                                apply, the asm itself stores (or adds) the
+//                                accumulators into C.
 //   ukernel_rows_avx2<T, R, A>   the whole contract for only the first R < 6
 //                                rows of the tile (the rest of the packed A
 //                                panel is zero padding): an m that is not a
@@ -19,9 +21,10 @@
 //                                costs R rows of FMAs, not 6. For R <= 3 the
 //                                k steps go round-robin to 2 or 4 chains per
 //                                element (see the kernel).
-//   write_back<T, R, A>(acc, p)  the epilogue of both for R rows of
-//                                accumulators, while they are in registers:
-//                                + C, + bias, Z, act, store.
+//   write_back<T, R, A>(acc, p)  the epilogue for R rows of accumulators,
+//                                while they are in registers: + C, + bias,
+//                                Z, act, store (the full tile's sum reaches
+//                                it through a stack tile).
 #pragma once
 
 #include <immintrin.h>
