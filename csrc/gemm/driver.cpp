@@ -220,9 +220,10 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                 // A row-major B split by rows: each piece reads whole rows,
                 // one long sequential run each (split by panels, a piece
                 // reads a short run per row).
-                pack_in_parallel(kc, std::min<index_t>(kTasksPerThread * threads, kc), threads, [&](index_t p0, index_t p1) {
-                    pack_b(b_block.block(p0, 0, p1 - p0, nc), bs.nr, bpack + p0 * NR, kc * NR);
-                });
+                pack_in_parallel(kc, std::min<index_t>(kTasksPerThread * threads, kc), threads,
+                                 [&](index_t p0, index_t p1) {
+                                     pack_b(b_block.block(p0, 0, p1 - p0, nc), bs.nr, bpack + p0 * NR, kc * NR);
+                                 });
             } else if (shared_b) {
                 pack_in_parallel(n_panels, std::min<index_t>(kTasksPerThread * threads, n_panels), threads,
                                  [&](index_t first, index_t end) {
