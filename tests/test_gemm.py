@@ -133,9 +133,10 @@ def test_transposed_views_and_zero_strides(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_out_layouts(isa, threads, dtype):
+@pytest.mark.parametrize("k", [70, 700])  # one K block; several (the kernels add into C)
+def test_out_layouts(isa, threads, dtype, k):
     rng = np.random.default_rng(4)
-    m, n, k = 23, 35, 70
+    m, n = 23, 35
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
     ref = F.matmul(a, b)
     for n_threads in (1, 2):
@@ -145,6 +146,7 @@ def test_out_layouts(isa, threads, dtype):
             "f": np.empty((m, n), dtype, order="F"),
             "strided": np.empty((2 * m, 3 * n), dtype)[::2, ::3],
             "neg": np.empty((m, n), dtype)[::-1, ::-1],
+            "neg_rows": np.empty((m, n), dtype)[::-1],  # unit columns: tiles go straight into C
         }
         for name, out in outs.items():
             out[...] = np.nan
