@@ -52,8 +52,8 @@ void pack_a_panel(const T* src, index_t rs, index_t cs, index_t rows, index_t kc
     }
 }
 
-// One kc x NR micro-panel of B from `cols` (<= NR) valid columns (or kc rows
-// of one).
+// kc rows of a micro-panel of B (a whole panel, or a thread's row range)
+// from `cols` (<= NR) valid columns.
 template <class T, int NR>
 void pack_b_panel(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
     if (cols == NR && rs == 1) {

@@ -166,8 +166,6 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
 // stride %[rs] bytes: rows c, c + rs, c + 2 rs, then c3 = c + 3 rs, ...; the
 // second vector of a row is 32 bytes on. OP(address, register).
 #define FUSEDPROP_AVX2_TILE(OP)                                                 \
-    "lea (%[c],%[rs],2), %[c3]\n\t"                                             \
-    "add %[rs], %[c3]\n\t"                                                      \
     OP("(%[c])", 4) OP("32(%[c])", 5)                                           \
     OP("(%[c],%[rs],1)", 6) OP("32(%[c],%[rs],1)", 7)                           \
     OP("(%[c],%[rs],2)", 8) OP("32(%[c],%[rs],2)", 9)                           \
@@ -179,37 +177,35 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
 #define FUSEDPROP_AVX2_ADD_PD(ADDR, R) "vaddpd " ADDR ", %%ymm" #R ", %%ymm" #R "\n\t"
 
 // The k loop, then the accumulators straight out of the registers into the
-// tile at `out` (row stride rs elements): stored, or, with Accumulate, added
-// to it first. The adds load every row before the first store: at row
+// tile at `out` (row stride rs_out elements): stored, or, with accumulate,
+// added to it first. The adds load every row before the first store: at row
 // strides that are multiples of 4 KiB all rows share their low 12 address
 // bits, and a load issued after a store to another row would wait for it
 // (4K aliasing). Leaving through a stack tile and a compiled write-back
-// instead measured 4-8% slower for the whole kernel, hot in cache, at k =
+// instead measured 3-8% slower for the whole kernel, hot in cache, at k =
 // 128-320; the epilogue still takes that path (ukernel_6rows_avx2).
 #define FUSEDPROP_AVX2_KERNEL(BCAST, FMA, ADD, E)                               \
     index_t k4 = k / 4, k1 = k % 4;                                             \
     const index_t rs = rs_out * E;                                              \
     void* c3;                                                                   \
-    if constexpr (Accumulate)                                                   \
-        __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E) FUSEDPROP_AVX2_TILE(ADD) \
-                         FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE)              \
-                         : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
-                         : [c] "r"(out), [rs] "r"(rs)                           \
-                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory"); \
-    else                                                                        \
-        __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E) FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE) \
-                         : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
-                         : [c] "r"(out), [rs] "r"(rs)                           \
-                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+    __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E)                        \
+                     "lea (%[c],%[rs],2), %[c3]\n\t"                            \
+                     "add %[rs], %[c3]\n\t"                                     \
+                     "test %[accumulate], %[accumulate]\n\t"                    \
+                     "jz 5f\n\t"                                                \
+                     FUSEDPROP_AVX2_TILE(ADD)                                   \
+                     "5:\n\t"                                                   \
+                     FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE)                  \
+                     : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
+                     : [c] "r"(out), [rs] "r"(rs), [accumulate] "r"(static_cast<index_t>(accumulate)) \
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
 
-template <bool Accumulate>
-inline void kloop_6rows(const float* a, const float* b, index_t k, float* out, index_t rs_out) {
+inline void kloop_6rows(const float* a, const float* b, index_t k, float* out, index_t rs_out, bool accumulate) {
     FUSEDPROP_AVX2_KERNEL("vbroadcastss", "vfmadd231ps", FUSEDPROP_AVX2_ADD_PS, 4);
 }
-template <bool Accumulate>
-inline void kloop_6rows(const double* a, const double* b, index_t k, double* out, index_t rs_out) {
+inline void kloop_6rows(const double* a, const double* b, index_t k, double* out, index_t rs_out,
+                        bool accumulate) {
     FUSEDPROP_AVX2_KERNEL("vbroadcastsd", "vfmadd231pd", FUSEDPROP_AVX2_ADD_PD, 8);
 }
 
@@ -236,17 +232,11 @@ void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
     // Nothing but the sum to write (a plain product, or an earlier K block):
     // straight from the registers into C.
     const bool epilogue = p.last && (A != layers::Activation::identity || p.bias != nullptr || p.z != nullptr);
-    if (!epilogue) {
-        if (p.accumulate)
-            kloop_6rows<true>(p.a, p.b, p.k, p.c, p.rs_c);
-        else
-            kloop_6rows<false>(p.a, p.b, p.k, p.c, p.rs_c);
-        return;
-    }
+    if (!epilogue) return kloop_6rows(p.a, p.b, p.k, p.c, p.rs_c, p.accumulate);
     // The epilogue: the sum through a tile on the stack (in L1) into the
     // compiled write-back.
     alignas(32) T acc[kMR * 2 * L];
-    kloop_6rows<false>(p.a, p.b, p.k, acc, 2 * L);
+    kloop_6rows(p.a, p.b, p.k, acc, 2 * L, false);
     typename W::reg acc_v[kMR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < kMR; ++i) {
