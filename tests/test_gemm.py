@@ -91,6 +91,47 @@ def test_large(isa, threads, dtype, shape):
     assert np.array_equal(c1, F.matmul(a, b))
 
 
+@pytest.fixture
+def set_blocks(isa):
+    """``set_blocks(dtype, mc=, nc=, nb=)`` overrides the active ISA's cache
+    blocks (KC, which fixes the rounding, stays); all restored afterwards."""
+    saved = {dt: dict(blocks(dt)) for dt in DTYPES}
+
+    def override(dtype, **sizes):
+        bs = {**saved[dtype], **sizes}
+        _core._set_gemm_blocks(isa, np.dtype(dtype).name, bs["mc"], bs["kc"], bs["nc"], bs["nb"])
+
+    yield override
+    for dt, bs in saved.items():
+        _core._set_gemm_blocks(isa, np.dtype(dt).name, bs["mc"], bs["kc"], bs["nc"], bs["nb"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype):
+    """MC, NC and the slab width NB only reorder whole tiles: the same bits
+    for every choice, including slabs of one micro-panel (the BLIS order),
+    slabs that do not divide a thread's column chunk, and one slab for all."""
+    rng = np.random.default_rng(5)
+    mr, nr = blocks(dtype)["mr"], blocks(dtype)["nr"]
+    m, k, n = 9 * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    threads(1)
+    ref = F.matmul(a, b)
+    check(ref, a, b, dtype)
+    for mc, nc, nb in [(mr, 4 * nr, nr), (2 * mr, 5 * nr, 3 * nr), (4 * mr, 64 * nr, 2 * nr), (48 * mr, 64 * nr, 64 * nr)]:
+        set_blocks(dtype, mc=mc, nc=nc, nb=nb)
+        for n_threads in (1, 2):
+            threads(n_threads)
+            assert np.array_equal(F.matmul(a, b), ref), (mc, nc, nb, n_threads)
+
+
+def test_set_gemm_blocks_rejects_sizes_off_the_tile(isa, set_blocks):
+    mr, nr = blocks(np.float32)["mr"], blocks(np.float32)["nr"]
+    for bad in [dict(mc=mr + 1), dict(nc=nr + 1), dict(nb=nr + 1), dict(nb=0)]:
+        with pytest.raises(ValueError, match="invalid ISA or block sizes"):
+            set_blocks(np.float32, **bad)
+
+
 # -------------------------------------------------------------------- strides
 
 def layouts(x):

@@ -72,6 +72,7 @@ py::dict blocks_dict(const gemm::BlockSizes& bs) {
     d["mc"] = bs.mc;
     d["kc"] = bs.kc;
     d["nc"] = bs.nc;
+    d["nb"] = bs.nb;
     return d;
 }
 
@@ -101,14 +102,14 @@ void register_gemm(py::module_& m) {
                 throw py::value_error("_set_isa: ISA " + name + " is unknown or not available on this CPU/build");
         },
         py::arg("name"));
-    // Private, for tuning: override MC/KC/NC of one ISA and dtype.
+    // Private, for tuning and tests: override MC/KC/NC/NB of one ISA and dtype.
     m.def(
         "_set_gemm_blocks",
-        [](const std::string& isa, const std::string& dtype, int mc, int kc, int nc) {
-            if (!gemm::set_block_sizes(isa.c_str(), dtype == "float64", mc, kc, nc))
+        [](const std::string& isa, const std::string& dtype, int mc, int kc, int nc, int nb) {
+            if (!gemm::set_block_sizes(isa.c_str(), dtype == "float64", mc, kc, nc, nb))
                 throw py::value_error("_set_gemm_blocks: invalid ISA or block sizes");
         },
-        py::arg("isa"), py::arg("dtype"), py::arg("mc"), py::arg("kc"), py::arg("nc"));
+        py::arg("isa"), py::arg("dtype"), py::arg("mc"), py::arg("kc"), py::arg("nc"), py::arg("nb"));
     m.def("_available_isas", [] {
         py::list l;
         for (auto [isa, name] : {std::pair{gemm::Isa::reference, "reference"}, std::pair{gemm::Isa::avx2, "avx2"}})

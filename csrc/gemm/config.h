@@ -1,12 +1,22 @@
 // Every GEMM block size in one table: register tile (MR x NR) and cache
-// blocks (MC, KC, NC) per dtype and ISA. Tuned on AMD EPYC Zen 3 (32 KiB L1d,
-// 512 KiB L2 per core, 32 MiB L3):
+// blocks (MC, KC, NC, NB) per dtype and ISA. Tuned on AMD EPYC Zen 3 (32 KiB
+// L1d, 512 KiB L2 per core, 32 MiB L3):
 //
-//   KC: a KC x NR micro-panel of packed B stays in L1 while the microkernel
-//       streams an MR x KC micro-panel of A past it (f32: 20 KiB + 7.5 KiB
-//       at KC = 320; a longer k loop per call halves the share of the
-//       tile's load/store, 1-2% over KC = 256. f64 measured best at 256).
-//   MC: the MC x KC block of packed A lives in L2 (about half of it).
+//   KC: a KC x NR micro-panel of packed B and an MR x KC micro-panel of A
+//       stay in L1 while the microkernel runs (f32: 20 KiB + 7.5 KiB at
+//       KC = 320; a longer k loop per call halves the share of the tile's
+//       load/store, 1-2% over KC = 256. f64 measured best at 256).
+//   NB: the macro-kernel sweeps its B block in slabs of NB columns (a KC x NB
+//       slab of packed B, 320 KiB f32 / 256 KiB f64, in L2): every A
+//       micro-panel meets the slab's NB / NR B micro-panels while it sits in
+//       L1, and C is written along rows. NB = NR is the BLIS order (one B
+//       micro-panel in L1, A streamed from L2, C tiles down a column);
+//       slabs measured 3-10% faster at m = n = k = 1024 and 2048 (likely
+//       because a column of C tiles at a power-of-two row stride falls into
+//       a few L2 sets and evicts A and B there). The reference kernel keeps
+//       the BLIS order.
+//   MC: the MC x KC block of packed A, read from L2 once per slab; small,
+//       since a slab takes most of L2 (48 measured 1-3% over 72 and 96).
 //   NC: the KC x NC block of packed B lives in L3: 2 MiB, a share of the
 //       32 MiB L3 that other cores (and, here, other VMs) leave alone;
 //       4 MiB blocks made f64 at n = 2048 10-15% slower.
@@ -15,7 +25,7 @@
 // FMA chain per K block, blocks added in order; driver.cpp's k_block() evens
 // the blocks out), and m mod MR decides which rows fall in the last, partial
 // row panel, whose AVX2 kernels for 1-3 rows use 2-4 chains (ukernel_avx2.h).
-// MC, NC and the thread split never change it, so results are bitwise
+// MC, NC, NB and the thread split never change it, so results are bitwise
 // identical for every thread count. Changing KC changes the rounding, which
 // is fine, but do it here only.
 #pragma once
@@ -27,6 +37,7 @@ enum class Isa : int { reference = 0, avx2 = 1 };
 struct BlockSizes {
     int mr, nr;      // register tile: the microkernel computes MR x NR of C
     int mc, kc, nc;  // cache blocks; mc is a multiple of mr, nc of nr
+    int nb;          // slab of the B block per macro-kernel sweep; a multiple of nr
 };
 
 struct Config {
@@ -38,9 +49,9 @@ struct Config {
 
 // The table. One row per ISA.
 inline constexpr Config kConfigs[] = {
-    //  isa            name          f32 {mr, nr, mc,  kc,  nc}   f64 {mr, nr, mc,  kc,  nc}
-    {Isa::reference, "reference", {4, 8, 128, 256, 4096}, {4, 8, 96, 256, 4096}},
-    {Isa::avx2, "avx2", {6, 16, 144, 320, 2048}, {6, 8, 96, 256, 1024}},
+    //  isa            name          f32 {mr, nr, mc,  kc,  nc,   nb}  f64 {mr, nr, mc, kc,  nc,   nb}
+    {Isa::reference, "reference", {4, 8, 128, 256, 4096, 8}, {4, 8, 96, 256, 4096, 8}},
+    {Isa::avx2, "avx2", {6, 16, 48, 320, 2048, 256}, {6, 8, 48, 256, 1024, 128}},
 };
 
 constexpr const Config& config_for(Isa isa) { return kConfigs[static_cast<int>(isa)]; }

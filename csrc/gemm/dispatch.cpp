@@ -73,14 +73,16 @@ bool set_isa(const char* name) {
     return true;
 }
 
-bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc) {
+bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc, int nb) {
     Isa isa;
     if (!parse_isa(isa_name, &isa)) return false;
     BlockSizes& bs = f64 ? g_configs[static_cast<int>(isa)].f64 : g_configs[static_cast<int>(isa)].f32;
     if (mc < bs.mr || mc % bs.mr != 0 || kc < 1 || nc < bs.nr || nc % bs.nr != 0) return false;
+    if (nb < bs.nr || nb % bs.nr != 0) return false;
     bs.mc = mc;
     bs.kc = kc;
     bs.nc = nc;
+    bs.nb = nb;
     return true;
 }
 

@@ -35,8 +35,8 @@ bool isa_available(Isa isa);
 bool set_isa(const char* name);
 
 // Tuning only (not thread safe, changes the rounding when kc changes):
-// override MC, KC, NC of one ISA and dtype. False if the values don't fit
-// the tile (mc a multiple of MR, nc of NR).
-bool set_block_sizes(const char* isa, bool f64, int mc, int kc, int nc);
+// override MC, KC, NC, NB of one ISA and dtype. False if the values don't
+// fit the tile (mc a multiple of MR, nc and nb of NR).
+bool set_block_sizes(const char* isa, bool f64, int mc, int kc, int nc, int nb);
 
 }  // namespace fusedprop::gemm

@@ -3,8 +3,13 @@
 //   loop 5  jc: over N in steps of NC   -- a KC x NC block of B lives in L3
 //   loop 4  pc: over K in steps of ~KC  -- pack the B block (and A)
 //   loop 3  ic: over M in steps of MC   -- pack A block (per thread), in L2
-//   loop 2  jr: over NC in steps of NR  -- one B micro-panel, in L1
+//   loop 2  jr: over NC in steps of NR  -- one B micro-panel
 //   loop 1  ir: over MC in steps of MR  -- one microkernel call
+//
+// except that loops 2 and 1 trade places inside slabs of NB columns
+// (config.h): for each slab, loop 1 runs outside loop 2, so one A
+// micro-panel stays in L1 across the slab's B micro-panels, which stay in
+// L2. NB = NR gives the BLIS order.
 //
 // Threads split loops 3 and 2 (row blocks x column chunks), never K: every
 // C element is summed in the same order whatever the thread count, so results
@@ -87,56 +92,68 @@ struct Job {
     T slope;
 };
 
-// Loops 2 and 1 over one (row block, column chunk) of C, for one K block.
+// One microkernel call for the MR x NR tile of C at (i, j0); args carries
+// the K block's a, b and flags.
+template <class T>
+void compute_tile(const Job<T>& job, UkernelArgs<T>& args, index_t i, index_t j0) {
+    const int MR = job.bs->mr, NR = job.bs->nr;
+    const index_t mr = std::min<index_t>(MR, job.c.rows - i);
+    const index_t nr = std::min<index_t>(NR, job.c.cols - j0);
+    const bool last = args.last;
+    const Ukernel<T> exact = job.rows_kernel[mr];
+    const bool c_unit = job.c.col_stride == 1;
+    const bool z_unit = job.z.data == nullptr || job.z.col_stride == 1;
+    if (exact != nullptr && nr == NR && c_unit && z_unit) {  // straight into C (and Z)
+        args.c = &job.c(i, j0);
+        args.rs_c = job.c.row_stride;
+        args.z = last && job.z.data ? &job.z(i, j0) : nullptr;
+        args.rs_z = job.z.row_stride;
+        return exact(args);
+    }
+    // A column edge, a non-unit column stride, or rows no kernel computes
+    // exactly: compute the tile in scratch, copy the valid part.
+    alignas(64) T tile[kMaxMR * kMaxNR];
+    alignas(64) T ztile[kMaxMR * kMaxNR];
+    if (args.accumulate)
+        for (index_t r = 0; r < mr; ++r)
+            for (index_t s = 0; s < nr; ++s) tile[r * NR + s] = job.c(i + r, j0 + s);
+    args.c = tile;
+    args.rs_c = NR;
+    args.z = last && job.z.data ? ztile : nullptr;
+    args.rs_z = NR;
+    (exact != nullptr ? exact : job.rows_kernel[MR])(args);
+    for (index_t r = 0; r < mr; ++r)
+        for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
+    if (args.z)
+        for (index_t r = 0; r < mr; ++r)
+            for (index_t s = 0; s < nr; ++s) job.z(i + r, j0 + s) = ztile[r * NR + s];
+}
+
+// Loops 2 and 1 over one (row block, column chunk) of C, for one K block:
+// the column chunk's B micro-panels jp_first..jp_last-1 in slabs of NB
+// columns (config.h); within a slab, each A micro-panel (loop 1) meets every
+// B micro-panel of the slab (loop 2) while it is in L1.
 template <class T>
 void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0, index_t mc, index_t jc,
                   index_t jp_first, index_t jp_last, index_t kc, bool accumulate, bool last) {
     const int MR = job.bs->mr, NR = job.bs->nr;
-    const index_t m = job.c.rows, n = job.c.cols;
-    const bool c_unit = job.c.col_stride == 1;
-    const bool z_unit = job.z.data == nullptr || job.z.col_stride == 1;
-    alignas(64) T tile[kMaxMR * kMaxNR];
-    alignas(64) T ztile[kMaxMR * kMaxNR];
+    const index_t slab_panels = job.bs->nb / NR;
 
     UkernelArgs<T> args;
     args.k = kc;
     args.accumulate = accumulate;
     args.last = last;
     args.slope = job.slope;
-    for (index_t jp = jp_first; jp < jp_last; ++jp) {  // loop 2 (jr)
-        const index_t j0 = jc + jp * NR;
-        const index_t nr = std::min<index_t>(NR, n - j0);
-        args.b = bpack + jp * NR * kc;
-        args.bias = last && job.bias ? job.bias + j0 : nullptr;
+    for (index_t slab = jp_first; slab < jp_last; slab += slab_panels) {  // loop 2, by slabs
+        const index_t slab_end = std::min(jp_last, slab + slab_panels);
         for (index_t ip = 0; ip * MR < mc; ++ip) {  // loop 1 (ir)
-            const index_t i = i0 + ip * MR;
-            const index_t mr = std::min<index_t>(MR, m - i);
             args.a = apack + ip * MR * kc;
-            const Ukernel<T> exact = job.rows_kernel[mr];
-            if (exact != nullptr && nr == NR && c_unit && z_unit) {  // straight into C (and Z)
-                args.c = &job.c(i, j0);
-                args.rs_c = job.c.row_stride;
-                args.z = last && job.z.data ? &job.z(i, j0) : nullptr;
-                args.rs_z = job.z.row_stride;
-                exact(args);
-                continue;
+            for (index_t jp = slab; jp < slab_end; ++jp) {  // loop 2 (jr), within the slab
+                const index_t j0 = jc + jp * NR;
+                args.b = bpack + jp * NR * kc;
+                args.bias = last && job.bias ? job.bias + j0 : nullptr;
+                compute_tile(job, args, i0 + ip * MR, j0);
             }
-            // A column edge, a non-unit column stride, or rows no kernel
-            // computes exactly: compute the tile in scratch, copy the valid
-            // part.
-            if (accumulate)
-                for (index_t r = 0; r < mr; ++r)
-                    for (index_t s = 0; s < nr; ++s) tile[r * NR + s] = job.c(i + r, j0 + s);
-            args.c = tile;
-            args.rs_c = NR;
-            args.z = last && job.z.data ? ztile : nullptr;
-            args.rs_z = NR;
-            (exact != nullptr ? exact : job.rows_kernel[MR])(args);
-            for (index_t r = 0; r < mr; ++r)
-                for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
-            if (args.z)
-                for (index_t r = 0; r < mr; ++r)
-                    for (index_t s = 0; s < nr; ++s) job.z(i + r, j0 + s) = ztile[r * NR + s];
         }
     }
 }
