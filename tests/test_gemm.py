@@ -113,7 +113,7 @@ def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype):
     slabs that do not divide a thread's column chunk, and one slab for all."""
     rng = np.random.default_rng(5)
     mr, nr = blocks(dtype)["mr"], blocks(dtype)["nr"]
-    m, k, n = 9 * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
+    m, k, n = 31 * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
     threads(1)
     ref = F.matmul(a, b)

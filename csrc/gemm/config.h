@@ -71,6 +71,11 @@ inline constexpr int kMaxNR = 16;
 // the pool costs more than it saves. Measured on the machine above.
 inline constexpr double kParallelFlopThreshold = 8.0e6;
 
+// At 2+ threads a GEMM of at most this many rows is split by columns, its
+// packed A shared by the tasks (as when MC was 144): row blocks of a few
+// rows would each re-read all of packed B for little work.
+inline constexpr int kRowSplitMinRows = 144;
+
 // Parallel GEMMs split into about this many tasks per thread (row blocks x
 // column chunks, and B-packing chunks), handed out dynamically.
 inline constexpr int kTasksPerThread = 4;

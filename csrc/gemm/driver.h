@@ -10,7 +10,7 @@ namespace fusedprop::gemm {
 // How a GEMM of this shape is split across `threads` threads: ic blocks of
 // A (rows) times jr chunks of B micro-panels (columns). Never split over K.
 struct Partition {
-    index_t n_ic;  // row blocks (each <= MC rows, a multiple of MR but the last)
+    index_t n_ic;  // row blocks (a multiple of MR rows but the last; a task walks its block in MC steps)
     index_t n_jr;  // column chunks of NR micro-panels within one NC block
 };
 
