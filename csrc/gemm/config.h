@@ -6,17 +6,20 @@
 //       stay in L1 while the microkernel runs (f32: 20 KiB + 7.5 KiB at
 //       KC = 320; a longer k loop per call halves the share of the tile's
 //       load/store, 1-2% over KC = 256. f64 measured best at 256).
+//   MC: the MC x KC block of packed A lives in L2 (60 KiB f32, 96 KiB
+//       f64). Small: at m = n = k = 2048, 48 measured 3-5% faster than 144
+//       (f32) or 96 (f64); 72 and 96, tried with slabs, fell between.
+//       Likely because C rows at a power-of-two stride fall into a few L2
+//       sets, where an MC block's rows evict A and B (48 rows put 6 lines
+//       in a set, under L2's 8 ways).
 //   NB: the macro-kernel sweeps its B block in slabs of NB columns (a KC x NB
 //       slab of packed B, 320 KiB f32 / 256 KiB f64, in L2): every A
 //       micro-panel meets the slab's NB / NR B micro-panels while it sits in
 //       L1, and C is written along rows. NB = NR is the BLIS order (one B
-//       micro-panel in L1, A streamed from L2, C tiles down a column);
-//       slabs measured 3-10% faster at m = n = k = 1024 and 2048 (likely
-//       because a column of C tiles at a power-of-two row stride falls into
-//       a few L2 sets and evicts A and B there). The reference kernel keeps
-//       the BLIS order.
-//   MC: the MC x KC block of packed A, read from L2 once per slab; small,
-//       since a slab takes most of L2 (48 measured 1-3% over 72 and 96).
+//       micro-panel in L1, A streamed from L2, C tiles down a column). With
+//       MC = 48, slabs added 1-3% at m = n = k = 2048 (f32 0.99x -> 1.02x
+//       OpenBLAS); with MC = 144 they alone gave 4-8%. The reference kernel
+//       keeps the BLIS order.
 //   NC: the KC x NC block of packed B lives in L3: 2 MiB, a share of the
 //       32 MiB L3 that other cores (and, here, other VMs) leave alone;
 //       4 MiB blocks made f64 at n = 2048 10-15% slower.
