@@ -74,9 +74,11 @@ inline constexpr int kMaxNR = 16;
 // the pool costs more than it saves. Measured on the machine above.
 inline constexpr double kParallelFlopThreshold = 8.0e6;
 
-// At 2+ threads a GEMM of at most this many rows is split by columns, its
-// packed A shared by the tasks (as when MC was 144): row blocks of a few
-// rows would each re-read all of packed B for little work.
+// At 2+ threads, rows are split among the tasks only when cutting m into
+// blocks of this many rows leaves at least one block per thread; a smaller
+// batch is split by columns, its packed A shared: thin row blocks would
+// each re-read all of packed B for little work. (64, 784, 256) f32 at 2
+// threads: 1.17x NumPy split by columns, 0.95-1.10x in row blocks of 8 rows.
 inline constexpr int kRowSplitMinRows = 144;
 
 // Parallel GEMMs split into about this many tasks per thread (row blocks x

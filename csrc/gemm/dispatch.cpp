@@ -77,8 +77,8 @@ bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc, int
     Isa isa;
     if (!parse_isa(isa_name, &isa)) return false;
     BlockSizes& bs = f64 ? g_configs[static_cast<int>(isa)].f64 : g_configs[static_cast<int>(isa)].f32;
-    if (mc < bs.mr || mc % bs.mr != 0 || kc < 1 || nc < bs.nr || nc % bs.nr != 0) return false;
-    if (nb < bs.nr || nb % bs.nr != 0) return false;
+    const auto multiple_of = [](int size, int unit) { return size >= unit && size % unit == 0; };
+    if (!multiple_of(mc, bs.mr) || kc < 1 || !multiple_of(nc, bs.nr) || !multiple_of(nb, bs.nr)) return false;
     bs.mc = mc;
     bs.kc = kc;
     bs.nc = nc;

@@ -182,12 +182,13 @@ Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
         // A few tasks per thread: the pool hands them out dynamically, so a
         // thread whose core is shared with another process does less.
         const index_t want = kTasksPerThread * threads;
-        if (m > kRowSplitMinRows && n_ic >= threads) {
+        const index_t thick_blocks = ceil_div(m, kRowSplitMinRows);  // config.h
+        if (thick_blocks >= threads) {
             // a whole number of blocks per thread: 11 for 2 threads left one
             // thread 6 and the other 5 (512 f32: 8% slower than 12)
             n_ic = std::min(m_panels, round_up(std::max(n_ic, want), index_t(threads)));
-        } else {  // a small batch: (mostly) one row block, split by columns
-            n_ic = ceil_div(m, std::max<index_t>(bs.mc, kRowSplitMinRows));
+        } else {  // a small batch: few row blocks, split by columns
+            n_ic = thick_blocks;
             n_jr = std::min(n_panels, ceil_div(want, n_ic));
             if (n_ic * n_jr < threads) n_ic = std::min(m_panels, ceil_div(threads, n_jr));
         }
