@@ -11,9 +11,8 @@
 //                                step: 2 aligned B loads, 6 broadcasts, 12
 //                                FMAs; Zen 3 issues 2 FMAs per cycle with
 //                                latency 4, so 12 independent chains keep
-//                                both pipes busy. Without an epilogue to
-//                                apply, the asm itself stores (or adds) the
-//                                accumulators into C.
+//                                both pipes busy. The k loop is asm; the
+//                                accumulators leave it in registers.
 //   ukernel_rows_avx2<T, R, A>   the whole contract for only the first R < 6
 //                                rows of the tile (the rest of the packed A
 //                                panel is zero padding): an m that is not a
@@ -23,8 +22,7 @@
 //                                element (see the kernel).
 //   write_back<T, R, A>(acc, p)  the epilogue for R rows of accumulators,
 //                                while they are in registers: + C, + bias,
-//                                Z, act, store (the full tile's sum reaches
-//                                it through a stack tile).
+//                                Z, act, store.
 #pragma once
 
 #include <immintrin.h>
@@ -52,6 +50,10 @@ inline void assert_preconditions([[maybe_unused]] const UkernelArgs<T>& p) {
     assert(p.c != nullptr);
 }
 
+// With accumulate, every row of C is loaded before the first store: at row
+// strides that are multiples of 4 KiB all rows share their low 12 address
+// bits, and a load issued after a store to another row would wait for it
+// (4K aliasing).
 template <class T, int R, layers::Activation A>
 inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& p) {
     using W = Vec<T>;
@@ -74,11 +76,12 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
                 acc[i][1] = W::add(acc[i][1], bias1);
             }
         }
-        if (p.z != nullptr) {
+        if (T* z = p.z; z != nullptr) {  // locals: a store through z might alias p
+            const index_t rs_z = p.rs_z;
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
-                W::store(p.z + i * p.rs_z, acc[i][0]);
-                W::store(p.z + i * p.rs_z + L, acc[i][1]);
+                W::store(z + i * rs_z, acc[i][0]);
+                W::store(z + i * rs_z + L, acc[i][1]);
             }
         }
         if constexpr (A != layers::Activation::identity) {
@@ -99,151 +102,99 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
 // ------------------------------------------------------ the full 6-row tile
 
 // The k loop is inline asm: written with intrinsics, GCC's allocator spills
-// accumulators. One k step for element size E bytes, step S of an unrolled
-// iteration: the B row (64 bytes: 16 floats or 8 doubles) into ymm0-1, then
-// per row i the broadcast a(i, p) into ymm2 and two FMAs into ymm(4+2i),
-// ymm(5+2i). Offsets are assembler expressions (A advances 6 E bytes per k).
-#define FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, I, ACC0, ACC1)                     \
-    BCAST " 6*" #E "*" #S "+" #I "*" #E "(%[a]), %%ymm2\n\t"                   \
-    FMA " %%ymm0, %%ymm2, %%ymm" #ACC0 "\n\t" FMA " %%ymm1, %%ymm2, %%ymm" #ACC1 "\n\t"
+// accumulators. The asm only sums. Its 12 accumulators are register operands
+// (acc[i][j] is %[c<i><j>]) that leave it for the compiled write_back, so
+// adding C, the bias and the activation costs no trip through memory. One k
+// step for element size E bytes, step S of an unrolled iteration: the B row
+// (64 bytes: 16 floats or 8 doubles) into b0, b1, then per row i the
+// broadcast a(i, p) into av and two FMAs. Offsets are assembler expressions
+// (A advances 6 E bytes per k step).
+#define FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, I)                                 \
+    BCAST " 6*" #E "*" #S "+" #I "*" #E "(%[a]), %[av]\n\t"                    \
+    FMA " %[b0], %[av], %[c" #I "0]\n\t" FMA " %[b1], %[av], %[c" #I "1]\n\t"
 #define FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, S)                                  \
-    "vmovaps 64*" #S "(%[b]), %%ymm0\n\t"                                       \
-    "vmovaps 64*" #S "+32(%[b]), %%ymm1\n\t"                                    \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 0, 4, 5)                               \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 1, 6, 7)                               \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 2, 8, 9)                               \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 3, 10, 11)                             \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 4, 12, 13)                             \
-    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 5, 14, 15)
+    "vmovaps 64*" #S "(%[b]), %[b0]\n\t"                                        \
+    "vmovaps 64*" #S "+32(%[b]), %[b1]\n\t"                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 0)                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 1)                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 2)                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 3)                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 4)                                     \
+    FUSEDPROP_AVX2_ROW(BCAST, FMA, E, S, 5)
+#define FUSEDPROP_AVX2_ZERO(I)                                                  \
+    "vxorps %[c" #I "0], %[c" #I "0], %[c" #I "0]\n\t"                         \
+    "vxorps %[c" #I "1], %[c" #I "1], %[c" #I "1]\n\t"
 
-// ymm4-15 = sum over p < k of the outer products a(:, p) b(p, :), one FMA
-// chain per element: 4 k steps per iteration, then the remainder. An
-// iteration reads 4 x 6 x E bytes of A (1.5 cache lines in f32, 3 in f64)
-// and prefetches as many lines 2 iterations ahead, so every line of the A
-// panel is asked for once: one prefetch per iteration left every third f32
-// line and two of three f64 lines to the hardware (f64 GEMMs measured 1-2%
+// acc = sum over p < k of the outer products a(:, p) b(p, :), one FMA chain
+// per element: 4 k steps per iteration, then the remainder. An iteration
+// reads 4 x 6 x E bytes of A (1.5 cache lines in f32, 3 in f64) and
+// prefetches as many lines 2 iterations ahead, so every line of the A panel
+// is asked for once: one prefetch per iteration left every third f32 line
+// and two of three f64 lines to the hardware (f64 GEMMs measured 1-2%
 // slower).
-#define FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E)                                      \
-    "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"                                         \
-    "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"                                         \
-    "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"                                         \
-    "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"                                         \
-    "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"                                         \
-    "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"                                         \
-    "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"                                      \
-    "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"                                      \
-    "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"                                      \
-    "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"                                      \
-    "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"                                      \
-    "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"                                      \
-    "test %[k4], %[k4]\n\t"                                                     \
-    "jz 2f\n\t"                                                                 \
-    ".p2align 5\n\t"                                                            \
-    "1:\n\t"                                                                    \
-    "prefetcht0 8*6*" #E "(%[a])\n\t"                                           \
-    "prefetcht0 8*6*" #E "+64(%[a])\n\t"                                        \
-    ".if " #E " == 8\n\tprefetcht0 8*6*" #E "+128(%[a])\n\t.endif\n\t"         \
-    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                      \
-    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 1)                                      \
-    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 2)                                      \
-    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 3)                                      \
-    "add $4*6*" #E ", %[a]\n\t"                                                 \
-    "add $4*64, %[b]\n\t"                                                       \
-    "dec %[k4]\n\t"                                                             \
-    "jnz 1b\n\t"                                                                \
-    "2:\n\t"                                                                    \
-    "test %[k1], %[k1]\n\t"                                                     \
-    "jz 4f\n\t"                                                                 \
-    "3:\n\t"                                                                    \
-    FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                      \
-    "add $6*" #E ", %[a]\n\t"                                                   \
-    "add $64, %[b]\n\t"                                                         \
-    "dec %[k1]\n\t"                                                             \
-    "jnz 3b\n\t"                                                                \
-    "4:\n\t"
-
-// The 12 accumulators against the 6 x 2 vectors of a tile at %[c] with row
-// stride %[rs] bytes: rows c, c + rs, c + 2 rs, then c3 = c + 3 rs, ...; the
-// second vector of a row is 32 bytes on. OP(address, register).
-#define FUSEDPROP_AVX2_TILE(OP)                                                 \
-    OP("(%[c])", 4) OP("32(%[c])", 5)                                           \
-    OP("(%[c],%[rs],1)", 6) OP("32(%[c],%[rs],1)", 7)                           \
-    OP("(%[c],%[rs],2)", 8) OP("32(%[c],%[rs],2)", 9)                           \
-    OP("(%[c3])", 10) OP("32(%[c3])", 11)                                       \
-    OP("(%[c3],%[rs],1)", 12) OP("32(%[c3],%[rs],1)", 13)                       \
-    OP("(%[c3],%[rs],2)", 14) OP("32(%[c3],%[rs],2)", 15)
-#define FUSEDPROP_AVX2_STORE(ADDR, R) "vmovups %%ymm" #R ", " ADDR "\n\t"
-#define FUSEDPROP_AVX2_ADD_PS(ADDR, R) "vaddps " ADDR ", %%ymm" #R ", %%ymm" #R "\n\t"
-#define FUSEDPROP_AVX2_ADD_PD(ADDR, R) "vaddpd " ADDR ", %%ymm" #R ", %%ymm" #R "\n\t"
-
-// The k loop, then the accumulators straight out of the registers into the
-// tile at `out` (row stride rs_out elements): stored, or, with accumulate,
-// added to it first. The adds load every row before the first store: at row
-// strides that are multiples of 4 KiB all rows share their low 12 address
-// bits, and a load issued after a store to another row would wait for it
-// (4K aliasing). Leaving through a stack tile and a compiled write-back
-// instead measured 3-8% slower for the whole kernel, hot in cache, at k =
-// 128-320; the epilogue still takes that path (ukernel_6rows_avx2).
-#define FUSEDPROP_AVX2_KERNEL(BCAST, FMA, ADD, E)                               \
+#define FUSEDPROP_AVX2_KLOOP(REG, BCAST, FMA, E)                                 \
     index_t k4 = k / 4, k1 = k % 4;                                             \
-    const index_t rs = rs_out * E;                                              \
-    void* c3;                                                                   \
-    __asm__ volatile(FUSEDPROP_AVX2_KLOOP(BCAST, FMA, E)                        \
-                     "lea (%[c],%[rs],2), %[c3]\n\t"                            \
-                     "add %[rs], %[c3]\n\t"                                     \
-                     "test %[accumulate], %[accumulate]\n\t"                    \
-                     "jz 5f\n\t"                                                \
-                     FUSEDPROP_AVX2_TILE(ADD)                                   \
-                     "5:\n\t"                                                   \
-                     FUSEDPROP_AVX2_TILE(FUSEDPROP_AVX2_STORE)                  \
-                     : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1), [c3] "=&r"(c3) \
-                     : [c] "r"(out), [rs] "r"(rs), [accumulate] "r"(static_cast<index_t>(accumulate)) \
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+    REG b0, b1, av;                                                             \
+    __asm__ volatile(                                                           \
+        FUSEDPROP_AVX2_ZERO(0) FUSEDPROP_AVX2_ZERO(1) FUSEDPROP_AVX2_ZERO(2)    \
+        FUSEDPROP_AVX2_ZERO(3) FUSEDPROP_AVX2_ZERO(4) FUSEDPROP_AVX2_ZERO(5)    \
+        "test %[k4], %[k4]\n\t"                                                 \
+        "jz 2f\n\t"                                                             \
+        ".p2align 5\n\t"                                                        \
+        "1:\n\t"                                                                \
+        "prefetcht0 8*6*" #E "(%[a])\n\t"                                       \
+        "prefetcht0 8*6*" #E "+64(%[a])\n\t"                                    \
+        ".if " #E " == 8\n\tprefetcht0 8*6*" #E "+128(%[a])\n\t.endif\n\t"     \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 1)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 2)                                  \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 3)                                  \
+        "add $4*6*" #E ", %[a]\n\t"                                             \
+        "add $4*64, %[b]\n\t"                                                   \
+        "dec %[k4]\n\t"                                                         \
+        "jnz 1b\n\t"                                                            \
+        "2:\n\t"                                                                \
+        "test %[k1], %[k1]\n\t"                                                 \
+        "jz 4f\n\t"                                                             \
+        "3:\n\t"                                                                \
+        FUSEDPROP_AVX2_KSTEP(BCAST, FMA, E, 0)                                  \
+        "add $6*" #E ", %[a]\n\t"                                               \
+        "add $64, %[b]\n\t"                                                     \
+        "dec %[k1]\n\t"                                                         \
+        "jnz 3b\n\t"                                                            \
+        "4:\n\t"                                                                \
+        : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1),               \
+          [c00] "=&x"(acc[0][0]), [c01] "=&x"(acc[0][1]), [c10] "=&x"(acc[1][0]), \
+          [c11] "=&x"(acc[1][1]), [c20] "=&x"(acc[2][0]), [c21] "=&x"(acc[2][1]), \
+          [c30] "=&x"(acc[3][0]), [c31] "=&x"(acc[3][1]), [c40] "=&x"(acc[4][0]), \
+          [c41] "=&x"(acc[4][1]), [c50] "=&x"(acc[5][0]), [c51] "=&x"(acc[5][1]), \
+          [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av)                        \
+        :                                                                       \
+        : "cc", "memory")
 
-inline void kloop_6rows(const float* a, const float* b, index_t k, float* out, index_t rs_out, bool accumulate) {
-    FUSEDPROP_AVX2_KERNEL("vbroadcastss", "vfmadd231ps", FUSEDPROP_AVX2_ADD_PS, 4);
+inline void kloop_6rows(const float* a, const float* b, index_t k, __m256 (&acc)[kMR][2]) {
+    FUSEDPROP_AVX2_KLOOP(__m256, "vbroadcastss", "vfmadd231ps", 4);
 }
-inline void kloop_6rows(const double* a, const double* b, index_t k, double* out, index_t rs_out,
-                        bool accumulate) {
-    FUSEDPROP_AVX2_KERNEL("vbroadcastsd", "vfmadd231pd", FUSEDPROP_AVX2_ADD_PD, 8);
+inline void kloop_6rows(const double* a, const double* b, index_t k, __m256d (&acc)[kMR][2]) {
+    FUSEDPROP_AVX2_KLOOP(__m256d, "vbroadcastsd", "vfmadd231pd", 8);
 }
 
-#undef FUSEDPROP_AVX2_KERNEL
-#undef FUSEDPROP_AVX2_ADD_PD
-#undef FUSEDPROP_AVX2_ADD_PS
-#undef FUSEDPROP_AVX2_STORE
-#undef FUSEDPROP_AVX2_TILE
 #undef FUSEDPROP_AVX2_KLOOP
+#undef FUSEDPROP_AVX2_ZERO
 #undef FUSEDPROP_AVX2_KSTEP
 #undef FUSEDPROP_AVX2_ROW
 
 template <class T, layers::Activation A>
 void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
-    using W = Vec<T>;
-    constexpr index_t L = W::width;
     assert_preconditions(p);
-
 #pragma GCC unroll 6
     for (int i = 0; i < kMR; ++i) {  // a tile row may straddle two cache lines
         _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c + 2 * L - 1), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c + 2 * Vec<T>::width - 1), _MM_HINT_T0);
     }
-    // Nothing but the sum to write (a plain product, or an earlier K block):
-    // straight from the registers into C.
-    const bool epilogue = p.last && (A != layers::Activation::identity || p.bias != nullptr || p.z != nullptr);
-    if (!epilogue) return kloop_6rows(p.a, p.b, p.k, p.c, p.rs_c, p.accumulate);
-    // The epilogue: the sum through a tile on the stack (in L1) into the
-    // compiled write-back.
-    alignas(32) T acc[kMR * 2 * L];
-    kloop_6rows(p.a, p.b, p.k, acc, 2 * L, false);
-    typename W::reg acc_v[kMR][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < kMR; ++i) {
-        acc_v[i][0] = W::load_aligned(acc + (2 * i) * L);
-        acc_v[i][1] = W::load_aligned(acc + (2 * i + 1) * L);
-    }
-    write_back<T, kMR, A>(acc_v, p);
+    typename Vec<T>::reg acc[kMR][2];
+    kloop_6rows(p.a, p.b, p.k, acc);
+    write_back<T, kMR, A>(acc, p);
 }
 
 // ------------------------------------------------------ a partial row panel
