@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 
 import numpy as np
 import pytest
@@ -139,3 +140,44 @@ def test_at_several_threads_a_round_groups_thread_pools_and_waits_where_they_cha
     assert settle_time(np_, numba, threads=2) == 0  # the same pool: no wait
     assert settle_time(np_, cpp, threads=1) == 0
     assert settle_time(None, cpp, threads=2) == 0
+
+
+def test_rewarm_calls_once_then_until_the_time_is_up():
+    from fusedprop._bench.runner import rewarm
+
+    calls = []
+    assert rewarm(lambda: calls.append(1), 0.0) == 1 == len(calls)
+    start = time.perf_counter()
+    n = rewarm(lambda: time.sleep(0.001), 0.03)
+    assert time.perf_counter() - start >= 0.03 and n >= 2
+
+
+def test_after_a_pause_the_next_contender_runs_untimed_before_its_sample(monkeypatch):
+    # fusedprop's pool comes after OpenBLAS's in every round but the first, so
+    # its samples follow a pause and the rewarm; NumPy's never do.
+    from fusedprop._bench import runner
+    from fusedprop._bench.common import Case
+
+    monkeypatch.setitem(runner.SETTLE, "openblas", 0.001)
+    calls = {"fusedprop": 0, "numpy": 0}
+
+    def contender(name, family):
+        def make():
+            def run():
+                calls[family] += 1
+                time.sleep(0.001)
+                return 0.0
+            return run, None
+        return Contender(name, family, make)
+
+    case = Case("gemm", "fake", "float64", None, [contender("fusedprop[cpp]", "fusedprop"),
+                                                  contender("numpy", "numpy")], lambda r: (0.0, ""), 0.0)
+    timing = runner.Timing(warmup=1, min_sample=0.0, min_repeats=3, max_repeats=3, budget=0.0, slow_repeats=1,
+                           slow_budget=0.0, rewarm=0.05)
+    rows = runner.run_case(case, 2, timing)
+    assert [r["repeats"] for r in rows] == [3, 3]
+    # Each: the checked call, the timing call, 1 warm-up, 3 samples. In rounds
+    # 2 and 3 fusedprop also rewarms for 0.05 s: calls of >= 1 ms, so at most
+    # 52, and more than one (a single untimed call would give 6 + 2).
+    assert calls["numpy"] == 6
+    assert 6 + 2 * 3 <= calls["fusedprop"] <= 6 + 2 * 52
