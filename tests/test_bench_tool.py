@@ -153,18 +153,20 @@ def test_rewarm_calls_once_then_until_the_time_is_up():
 
 
 def test_after_a_pause_the_next_contender_runs_untimed_before_its_sample(monkeypatch):
-    # fusedprop's pool comes after OpenBLAS's in every round but the first, so
-    # its samples follow a pause and the rewarm; NumPy's never do.
+    # fusedprop's pool comes after OpenBLAS's in every round (and round 0 after
+    # the warm-up), so its samples follow a pause and the rewarm; NumPy's never do.
     from fusedprop._bench import runner
     from fusedprop._bench.common import Case
 
     monkeypatch.setitem(runner.SETTLE, "openblas", 0.001)
     calls = {"fusedprop": 0, "numpy": 0}
+    log = []
 
     def contender(name, family):
         def make():
             def run():
                 calls[family] += 1
+                log.append(family)
                 time.sleep(0.001)
                 return 0.0
             return run, None
@@ -176,8 +178,13 @@ def test_after_a_pause_the_next_contender_runs_untimed_before_its_sample(monkeyp
                            slow_budget=0.0, rewarm=0.05)
     rows = runner.run_case(case, 2, timing)
     assert [r["repeats"] for r in rows] == [3, 3]
-    # Each: the checked call, the timing call, 1 warm-up, 3 samples. In rounds
-    # 2 and 3 fusedprop also rewarms for 0.05 s: calls of >= 1 ms, so at most
-    # 52, and more than one (a single untimed call would give 6 + 2).
+    # Each: the checked call, the timing call, 1 warm-up, 3 samples. Before
+    # each of its 3 samples fusedprop also rewarms for 0.05 s (round 0 follows
+    # the warm-up, which ran NumPy too): calls of >= 1 ms, so at most 52 each,
+    # and more than one (a single untimed call would give 6 + 3).
     assert calls["numpy"] == 6
-    assert 6 + 2 * 3 <= calls["fusedprop"] <= 6 + 2 * 52
+    assert 6 + 3 * 3 <= calls["fusedprop"] <= 6 + 3 * 52
+    # Round 0: between NumPy's last warm-up call and its first sample,
+    # fusedprop rewarms (2+ calls), then takes its sample (1 call).
+    numpy_calls = [i for i, who in enumerate(log) if who == "numpy"]
+    assert log[numpy_calls[2]:numpy_calls[3]].count("fusedprop") >= 3
