@@ -195,15 +195,10 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        previous = None
-        if threads > 1 and len(pools) > 1 and repeats:
-            # The warm-up just ran every pool, so round 0 starts among spinning
-            # workers too: without this wait fusedprop's first sample at 2
-            # threads ran 1.3-3x slower than its others.
-            time.sleep(max(SETTLE[p] for p in pools))
-            previous, first_run = round_order(live, 0, threads)[0][:2]
-            with _backend(previous):
-                rewarm(first_run, timing.rewarm)
+        # The warm-up just ran every pool, so round 0 starts as if after the
+        # pool slowest to fall asleep (without that wait, fusedprop's first
+        # sample at 2 threads ran 1.3-3x slower than its others).
+        previous = max((e[0] for e in live), key=lambda c: SETTLE[thread_pool_of(c)], default=None)
         for r in range(repeats):
             for entry in round_order(live, r, threads):
                 c, run, _, samples = entry
