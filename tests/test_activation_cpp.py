@@ -205,6 +205,16 @@ def test_matches_torch_values_and_autograd(isa, name, dtype):
     yt = fns[name](xt)
     (gt,) = torch.autograd.grad(yt, xt, torch.from_numpy(gy))
     yt, gt = yt.detach().numpy(), gt.numpy()
+    # torch's vectorised float32 gelu gives NaN at +inf (seen with its AVX2 and
+    # AVX-512 kernels on a Xeon), where its own scalar path, and its float64,
+    # give the definition's inf: the special values are checked against torch
+    # one element at a time, which takes the scalar path.
+    n_special = len(SPECIAL)
+    for i in range(len(x) - n_special, len(x)):
+        xi = torch.tensor([x[i]], requires_grad=True)
+        yi = fns[name](xi)
+        (gi,) = torch.autograd.grad(yi, xi, torch.tensor([gy[i]]))
+        yt[i], gt[i] = yi.item(), gi.item()
     y = _core.activation(x, name, SLOPE, None)
     g = _core.activation_grad(gy, saved_of(name, x, y), name, SLOPE)
     eps = float(np.finfo(dtype).eps)

@@ -1,4 +1,4 @@
-"""Fits the polynomial coefficients used by csrc/layers/activation_avx2.h.
+"""Fits the polynomial coefficients used by csrc/math/activation_avx2.h.
 
 Near-minimax fits of *relative* error by Lawson's iteratively re-weighted
 least squares, in 60-digit mpmath arithmetic, on a dense Chebyshev-spaced

@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::bindings {
@@ -149,7 +149,7 @@ inline py::array check_out(const char* fn, py::handle obj, const py::ssize_t* sh
 // activation: a str naming a known activation; negative_slope: a real number
 // (not bool), finite and >= 0 for leaky_relu.
 struct ActivationArg {
-    layers::Activation activation;
+    math::Activation activation;
     double negative_slope;
 };
 
@@ -159,12 +159,12 @@ inline ActivationArg check_activation(const char* fn, py::handle activation, py:
     Py_ssize_t len = 0;
     const char* text = PyUnicode_AsUTF8AndSize(activation.ptr(), &len);
     if (text == nullptr) throw py::error_already_set();
-    const auto parsed = layers::parse_activation(std::string_view(text, static_cast<std::size_t>(len)));
+    const auto parsed = math::parse_activation(std::string_view(text, static_cast<std::size_t>(len)));
     if (!parsed) {
         std::string expected;
-        for (int i = 0; i < layers::kNumActivations; ++i) {
+        for (int i = 0; i < math::kNumActivations; ++i) {
             if (i > 0) expected += ", ";
-            expected += layers::activation_name(static_cast<layers::Activation>(i));
+            expected += math::activation_name(static_cast<math::Activation>(i));
         }
         throw py::value_error(std::string(fn) + ": unknown activation " + repr_str(activation) + "; expected one of " +
                               expected);
@@ -189,7 +189,7 @@ inline ActivationArg check_activation(const char* fn, py::handle activation, py:
         slope = PyFloat_AsDouble(s);
         if (slope == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     }
-    if (*parsed == layers::Activation::leaky_relu && !(std::isfinite(slope) && slope >= 0))
+    if (*parsed == math::Activation::leaky_relu && !(std::isfinite(slope) && slope >= 0))
         throw py::value_error(std::string(fn) +
                               ": negative_slope must be a finite number >= 0 (the backward tells the sign "
                               "of the pre-activation from the output), got " +

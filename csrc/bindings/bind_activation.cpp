@@ -19,7 +19,7 @@
 
 #include "array_args.h"
 #include "bindings.h"
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "layers/activation_kernels.h"
 #include "runtime/matrix_ref.h"
 
@@ -29,7 +29,7 @@ namespace fusedprop::bindings {
 namespace {
 
 template <class T>
-void run_forward(layers::Activation act, double slope, const py::array& x, py::array& y) {
+void run_forward(math::Activation act, double slope, const py::array& x, py::array& y) {
     auto f = fold({&x, &y});
     if (!f) {
         // Strides that do not fold: compute on contiguous copies.
@@ -46,7 +46,7 @@ void run_forward(layers::Activation act, double slope, const py::array& x, py::a
 }
 
 template <class T>
-void run_backward(layers::Activation act, double slope, const py::array& gy, const py::array* saved, py::array& gz) {
+void run_backward(math::Activation act, double slope, const py::array& gy, const py::array* saved, py::array& gz) {
     std::vector<const py::array*> ops{&gy, &gz};
     if (saved) ops.push_back(saved);
     auto f = fold(ops);
@@ -84,11 +84,11 @@ py::object activation(py::handle x_obj, py::handle name, py::handle negative_slo
 // The saved tensor an activation's gradient reads (_validation.check_saved):
 // required unless identity, same dtype and shape as grad_y. An empty array
 // for identity.
-py::array checked_saved(const char* fn, py::handle name, layers::Activation act, py::handle saved_obj, DType dt,
+py::array checked_saved(const char* fn, py::handle name, math::Activation act, py::handle saved_obj, DType dt,
                         const py::array& gy) {
-    if (act == layers::Activation::identity) return py::array();
+    if (act == math::Activation::identity) return py::array();
     if (saved_obj.is_none()) {
-        const char* what = layers::saved_for(act) == layers::Saved::output ? "output Y" : "pre-activation Z";
+        const char* what = math::saved_for(act) == math::Saved::output ? "output Y" : "pre-activation Z";
         throw py::value_error(std::string(fn) + ": activation " + std::string(py::repr(name)) +
                               " needs saved (the " + what + " from the forward), got None");
     }
@@ -110,7 +110,7 @@ py::object activation_grad(py::handle gy_obj, py::handle saved_obj, py::handle n
     const ActivationArg arg = check_activation(fn, name, negative_slope);
     const auto act = arg.activation;
     const double slope = arg.negative_slope;
-    const bool needs_saved = act != layers::Activation::identity;
+    const bool needs_saved = act != math::Activation::identity;
     py::array saved = checked_saved(fn, name, act, saved_obj, dt, gy);
     py::array gz = new_array(dt, gy);
     if (gy.size() > 0) {
@@ -130,7 +130,7 @@ py::tuple activation_grad_sums(py::handle gy_obj, py::handle saved_obj, py::hand
     const ActivationArg arg = check_activation(fn, name, negative_slope);
     const auto act = arg.activation;
     const double slope = arg.negative_slope;
-    const bool needs_saved = act != layers::Activation::identity;
+    const bool needs_saved = act != math::Activation::identity;
     if (gy.ndim() != 2) throw py::value_error(std::string(fn) + ": grad_y must be 2-D, got shape " + shape_str(gy));
     gy = contiguous_copy(gy);
     py::array saved = checked_saved(fn, name, act, saved_obj, dt, gy);

@@ -17,8 +17,8 @@ namespace py = pybind11;
 namespace fusedprop::bindings {
 namespace {
 
-using layers::Activation;
-using layers::Saved;
+using math::Activation;
+using math::Saved;
 
 struct LinearArgs {
     py::array x, weight;
@@ -138,7 +138,7 @@ py::tuple linear_forward_impl(const LinearArgs& a) {
     py::array y_arr = new_array<T>(a.y_shape.data(), nd);
     MatrixRef<T> y, z{};
     flatten_leading<T>(fn, y_arr, &y, nullptr, false);
-    const Saved saved = layers::saved_for(a.act.activation);
+    const Saved saved = math::saved_for(a.act.activation);
     py::object z_obj = py::none();
     if (saved == Saved::preactivation) {
         py::array z_arr = new_array<T>(a.y_shape.data(), nd);
@@ -201,7 +201,7 @@ py::tuple linear_backward(py::handle grad_y_obj, py::handle x, py::handle weight
         throw py::value_error(std::string(fn) + ": grad_y must have shape " + shape_str(a.y_shape.data(), nd) +
                               " (x.shape[:-1] + (out_features,)), got " + shape_str(grad_y));
     py::object saved;
-    const Saved what = layers::saved_for(a.act.activation);
+    const Saved what = math::saved_for(a.act.activation);
     if (what != Saved::nothing) {  // identity: nothing is needed, anything is ignored
         if (saved_obj.is_none())
             throw py::value_error(std::string(fn) + ": activation " + repr_str(activation) + " needs saved (the " +

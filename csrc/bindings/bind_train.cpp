@@ -72,7 +72,7 @@ public:
         std::vector<LayerShape> shapes;
         for (const auto& t : layers) {
             LayerShape s;
-            auto act = layers::parse_activation(t[0].cast<std::string>());
+            auto act = math::parse_activation(t[0].cast<std::string>());
             if (!act) throw py::value_error("TrainPlan: unknown activation " + t[0].cast<std::string>());
             s.activation = *act;
             s.negative_slope = t[1].cast<double>();

@@ -76,7 +76,7 @@ void epilogue_only(MatrixRef<T> c, const Epilogue<T>& ep) {
         for (index_t j = 0; j < c.cols; ++j) {
             T v = ep.bias ? ep.bias[j * ep.bias_stride] : T(0);
             if (ep.z.data) ep.z(i, j) = v;
-            c(i, j) = layers::scalar::forward<T>(ep.activation, v, ep.negative_slope);
+            c(i, j) = math::scalar::forward<T>(ep.activation, v, ep.negative_slope);
         }
 }
 

@@ -17,14 +17,14 @@
 // per thread; the pool runs one job at a time, others run on their caller).
 #pragma once
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::gemm {
 
 template <class T>
 struct Epilogue {
-    layers::Activation activation = layers::Activation::identity;
+    math::Activation activation = math::Activation::identity;
     T negative_slope = T(0.01);
     const T* bias = nullptr;  // n values, or nullptr for none
     index_t bias_stride = 1;  // in elements

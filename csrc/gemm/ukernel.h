@@ -53,7 +53,7 @@
 #include <cstdint>
 
 #include "config.h"
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::gemm {
@@ -81,7 +81,7 @@ using Ukernel = void (*)(const UkernelArgs<T>& args);
 // reads and writes only those r rows of C and Z, same contract otherwise.
 // nullptr where a table has none: the full kernel runs on a scratch tile.
 template <class T>
-using RowKernels = std::array<Ukernel<T>, layers::kNumActivations>;
+using RowKernels = std::array<Ukernel<T>, math::kNumActivations>;
 template <class T>
 using RowKernelTable = std::array<RowKernels<T>, kMaxMR>;
 
@@ -91,7 +91,7 @@ template <class T>
 struct UkernelTable {
     int mr, nr;
     const char* name;  // e.g. "f32_6x16_avx2"
-    Ukernel<T> fn[layers::kNumActivations];
+    Ukernel<T> fn[math::kNumActivations];
     RowKernelTable<T> rows;
 };
 
@@ -106,10 +106,10 @@ extern const UkernelTable<double> kUkernelF64Avx2;
 
 #define FUSEDPROP_UKERNEL_TABLE(Kernel)                                                               \
     {                                                                                                 \
-        &Kernel<layers::Activation::identity>, &Kernel<layers::Activation::relu>,                     \
-            &Kernel<layers::Activation::leaky_relu>, &Kernel<layers::Activation::sigmoid>,            \
-            &Kernel<layers::Activation::tanh>, &Kernel<layers::Activation::gelu>,                     \
-            &Kernel<layers::Activation::gelu_tanh>, &Kernel<layers::Activation::silu>                 \
+        &Kernel<math::Activation::identity>, &Kernel<math::Activation::relu>,                     \
+            &Kernel<math::Activation::leaky_relu>, &Kernel<math::Activation::sigmoid>,            \
+            &Kernel<math::Activation::tanh>, &Kernel<math::Activation::gelu>,                     \
+            &Kernel<math::Activation::gelu_tanh>, &Kernel<math::Activation::silu>                 \
     }
 
 }  // namespace fusedprop::gemm

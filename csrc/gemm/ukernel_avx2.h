@@ -30,7 +30,7 @@
 #include <cassert>
 #include <cstdint>
 
-#include "layers/activation_avx2.h"
+#include "math/activation_avx2.h"
 #include "runtime/simd_avx2.h"
 #include "ukernel.h"
 
@@ -54,7 +54,7 @@ inline void assert_preconditions([[maybe_unused]] const UkernelArgs<T>& p) {
 // strides that are multiples of 4 KiB all rows share their low 12 address
 // bits, and a load issued after a store to another row would wait for it
 // (4K aliasing).
-template <class T, int R, layers::Activation A>
+template <class T, int R, math::Activation A>
 inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& p) {
     using W = Vec<T>;
     constexpr index_t L = W::width;
@@ -84,11 +84,11 @@ inline void write_back(typename Vec<T>::reg (&acc)[R][2], const UkernelArgs<T>& 
                 W::store(z + i * rs_z + L, acc[i][1]);
             }
         }
-        if constexpr (A != layers::Activation::identity) {
+        if constexpr (A != math::Activation::identity) {
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
-                acc[i][0] = layers::avx2::forward<A>(acc[i][0], p.slope);
-                acc[i][1] = layers::avx2::forward<A>(acc[i][1], p.slope);
+                acc[i][0] = math::avx2::forward<A>(acc[i][0], p.slope);
+                acc[i][1] = math::avx2::forward<A>(acc[i][1], p.slope);
             }
         }
     }
@@ -184,7 +184,7 @@ inline void kloop_6rows(const double* a, const double* b, index_t k, __m256d (&a
 #undef FUSEDPROP_AVX2_KSTEP
 #undef FUSEDPROP_AVX2_ROW
 
-template <class T, layers::Activation A>
+template <class T, math::Activation A>
 void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
     assert_preconditions(p);
 #pragma GCC unroll 6
@@ -212,7 +212,7 @@ void ukernel_6rows_avx2(const UkernelArgs<T>& p) {
 template <int R>
 inline constexpr int kChainSets = R == 1 ? 4 : R <= 3 ? 2 : 1;
 
-template <class T, int R, layers::Activation A>
+template <class T, int R, math::Activation A>
 void ukernel_rows_avx2(const UkernelArgs<T>& p) {
     static_assert(R >= 1 && R < kMR, "the full tile has its own kernel");
     constexpr int S = kChainSets<R>;
@@ -263,14 +263,14 @@ void ukernel_rows_avx2(const UkernelArgs<T>& p) {
 // kernel for the first r rows; row 0 is unused.
 template <class T, int R>
 constexpr RowKernels<T> rows_entry() {
-    return {&ukernel_rows_avx2<T, R, layers::Activation::identity>,
-            &ukernel_rows_avx2<T, R, layers::Activation::relu>,
-            &ukernel_rows_avx2<T, R, layers::Activation::leaky_relu>,
-            &ukernel_rows_avx2<T, R, layers::Activation::sigmoid>,
-            &ukernel_rows_avx2<T, R, layers::Activation::tanh>,
-            &ukernel_rows_avx2<T, R, layers::Activation::gelu>,
-            &ukernel_rows_avx2<T, R, layers::Activation::gelu_tanh>,
-            &ukernel_rows_avx2<T, R, layers::Activation::silu>};
+    return {&ukernel_rows_avx2<T, R, math::Activation::identity>,
+            &ukernel_rows_avx2<T, R, math::Activation::relu>,
+            &ukernel_rows_avx2<T, R, math::Activation::leaky_relu>,
+            &ukernel_rows_avx2<T, R, math::Activation::sigmoid>,
+            &ukernel_rows_avx2<T, R, math::Activation::tanh>,
+            &ukernel_rows_avx2<T, R, math::Activation::gelu>,
+            &ukernel_rows_avx2<T, R, math::Activation::gelu_tanh>,
+            &ukernel_rows_avx2<T, R, math::Activation::silu>};
 }
 template <class T>
 constexpr RowKernelTable<T> rows_table() {

@@ -6,7 +6,7 @@
 namespace fusedprop::gemm {
 namespace {
 
-template <layers::Activation A>
+template <math::Activation A>
 void ukernel_f32_6x16_avx2(const UkernelArgs<float>& p) {
     avx2::ukernel_6rows_avx2<float, A>(p);
 }

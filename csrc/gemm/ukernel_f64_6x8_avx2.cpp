@@ -6,7 +6,7 @@
 namespace fusedprop::gemm {
 namespace {
 
-template <layers::Activation A>
+template <math::Activation A>
 void ukernel_f64_6x8_avx2(const UkernelArgs<double>& p) {
     avx2::ukernel_6rows_avx2<double, A>(p);
 }

@@ -4,7 +4,7 @@
 #include <cassert>
 #include <cstdint>
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "ukernel.h"
 
 namespace fusedprop::gemm {
@@ -13,7 +13,7 @@ namespace {
 constexpr int kMR = 4;
 constexpr int kNR = 8;
 
-template <class T, layers::Activation A>
+template <class T, math::Activation A>
 void ukernel_ref(const UkernelArgs<T>& p) {
     assert(p.k >= 0);
     assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
@@ -37,16 +37,16 @@ void ukernel_ref(const UkernelArgs<T>& p) {
             if (p.last) {
                 if (p.bias != nullptr) v += p.bias[j];
                 if (p.z != nullptr) p.z[i * p.rs_z + j] = v;
-                v = layers::scalar::forward<T>(A, v, p.slope);
+                v = math::scalar::forward<T>(A, v, p.slope);
             }
             c[j] = v;
         }
     }
 }
 
-template <layers::Activation A>
+template <math::Activation A>
 void ukernel_f32_4x8_ref(const UkernelArgs<float>& p) { ukernel_ref<float, A>(p); }
-template <layers::Activation A>
+template <math::Activation A>
 void ukernel_f64_4x8_ref(const UkernelArgs<double>& p) { ukernel_ref<double, A>(p); }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Tiling, threading and ISA dispatch for the elementwise activation kernels,
-// and the portable reference row kernels (scalar::, baseline flags).
+// and the portable reference row kernels (math::scalar::, baseline flags).
 #include "layers/activation_kernels.h"
 
 #include <algorithm>
@@ -21,51 +21,51 @@ namespace detail {
 
 namespace {
 
-template <class T, Activation A>
+template <class T, math::Activation A>
 void ref_forward_loop(T slope, const T* x, T* y, index_t n) {
-    for (index_t k = 0; k < n; ++k) y[k] = scalar::forward<T>(A, x[k], slope);
+    for (index_t k = 0; k < n; ++k) y[k] = math::scalar::forward<T>(A, x[k], slope);
 }
 
-template <class T, Activation A>
+template <class T, math::Activation A>
 void ref_backward_loop(T slope, const T* gy, const T* saved, T* gz, index_t n) {
     for (index_t k = 0; k < n; ++k) {
-        if constexpr (A == Activation::identity) {
+        if constexpr (A == math::Activation::identity) {
             gz[k] = gy[k];
-        } else if constexpr (A == Activation::relu) {
+        } else if constexpr (A == math::Activation::relu) {
             gz[k] = saved[k] <= T(0) ? T(0) : gy[k];
-        } else if constexpr (A == Activation::leaky_relu) {
+        } else if constexpr (A == math::Activation::leaky_relu) {
             gz[k] = saved[k] > T(0) ? gy[k] : gy[k] * slope;
         } else {
-            gz[k] = gy[k] * scalar::derivative<T>(A, saved[k], slope);
+            gz[k] = gy[k] * math::scalar::derivative<T>(A, saved[k], slope);
         }
     }
 }
 
 template <class T>
-void ref_forward(Activation a, T slope, const T* x, T* y, index_t n) {
+void ref_forward(math::Activation a, T slope, const T* x, T* y, index_t n) {
     switch (a) {
-        case Activation::identity: ref_forward_loop<T, Activation::identity>(slope, x, y, n); break;
-        case Activation::relu: ref_forward_loop<T, Activation::relu>(slope, x, y, n); break;
-        case Activation::leaky_relu: ref_forward_loop<T, Activation::leaky_relu>(slope, x, y, n); break;
-        case Activation::sigmoid: ref_forward_loop<T, Activation::sigmoid>(slope, x, y, n); break;
-        case Activation::tanh: ref_forward_loop<T, Activation::tanh>(slope, x, y, n); break;
-        case Activation::gelu: ref_forward_loop<T, Activation::gelu>(slope, x, y, n); break;
-        case Activation::gelu_tanh: ref_forward_loop<T, Activation::gelu_tanh>(slope, x, y, n); break;
-        case Activation::silu: ref_forward_loop<T, Activation::silu>(slope, x, y, n); break;
+        case math::Activation::identity: ref_forward_loop<T, math::Activation::identity>(slope, x, y, n); break;
+        case math::Activation::relu: ref_forward_loop<T, math::Activation::relu>(slope, x, y, n); break;
+        case math::Activation::leaky_relu: ref_forward_loop<T, math::Activation::leaky_relu>(slope, x, y, n); break;
+        case math::Activation::sigmoid: ref_forward_loop<T, math::Activation::sigmoid>(slope, x, y, n); break;
+        case math::Activation::tanh: ref_forward_loop<T, math::Activation::tanh>(slope, x, y, n); break;
+        case math::Activation::gelu: ref_forward_loop<T, math::Activation::gelu>(slope, x, y, n); break;
+        case math::Activation::gelu_tanh: ref_forward_loop<T, math::Activation::gelu_tanh>(slope, x, y, n); break;
+        case math::Activation::silu: ref_forward_loop<T, math::Activation::silu>(slope, x, y, n); break;
     }
 }
 
 template <class T>
-void ref_backward(Activation a, T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
+void ref_backward(math::Activation a, T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
     switch (a) {
-        case Activation::identity: ref_backward_loop<T, Activation::identity>(slope, gy, saved, gz, n); break;
-        case Activation::relu: ref_backward_loop<T, Activation::relu>(slope, gy, saved, gz, n); break;
-        case Activation::leaky_relu: ref_backward_loop<T, Activation::leaky_relu>(slope, gy, saved, gz, n); break;
-        case Activation::sigmoid: ref_backward_loop<T, Activation::sigmoid>(slope, gy, saved, gz, n); break;
-        case Activation::tanh: ref_backward_loop<T, Activation::tanh>(slope, gy, saved, gz, n); break;
-        case Activation::gelu: ref_backward_loop<T, Activation::gelu>(slope, gy, saved, gz, n); break;
-        case Activation::gelu_tanh: ref_backward_loop<T, Activation::gelu_tanh>(slope, gy, saved, gz, n); break;
-        case Activation::silu: ref_backward_loop<T, Activation::silu>(slope, gy, saved, gz, n); break;
+        case math::Activation::identity: ref_backward_loop<T, math::Activation::identity>(slope, gy, saved, gz, n); break;
+        case math::Activation::relu: ref_backward_loop<T, math::Activation::relu>(slope, gy, saved, gz, n); break;
+        case math::Activation::leaky_relu: ref_backward_loop<T, math::Activation::leaky_relu>(slope, gy, saved, gz, n); break;
+        case math::Activation::sigmoid: ref_backward_loop<T, math::Activation::sigmoid>(slope, gy, saved, gz, n); break;
+        case math::Activation::tanh: ref_backward_loop<T, math::Activation::tanh>(slope, gy, saved, gz, n); break;
+        case math::Activation::gelu: ref_backward_loop<T, math::Activation::gelu>(slope, gy, saved, gz, n); break;
+        case math::Activation::gelu_tanh: ref_backward_loop<T, math::Activation::gelu_tanh>(slope, gy, saved, gz, n); break;
+        case math::Activation::silu: ref_backward_loop<T, math::Activation::silu>(slope, gy, saved, gz, n); break;
     }
     if (colsum != nullptr)
         for (index_t k = 0; k < n; ++k) colsum[k] += gz[k];
@@ -144,13 +144,13 @@ index_t rows_per_tile(index_t cols) {
 // OS has not scheduled yet), so the thresholds sit where one thread already
 // spends ~100 us: the loss under load stays bounded, the gain when idle is
 // kept for the large arrays that matter.
-index_t parallel_threshold(Activation a, bool backward) {
+index_t parallel_threshold(math::Activation a, bool backward) {
     switch (a) {
-        case Activation::identity:
-        case Activation::relu:
-        case Activation::leaky_relu: return index_t(1) << 19;
-        case Activation::sigmoid:
-        case Activation::tanh: return backward ? (index_t(1) << 19) : (index_t(1) << 17);
+        case math::Activation::identity:
+        case math::Activation::relu:
+        case math::Activation::leaky_relu: return index_t(1) << 19;
+        case math::Activation::sigmoid:
+        case math::Activation::tanh: return backward ? (index_t(1) << 19) : (index_t(1) << 17);
         default: return index_t(1) << 16;
     }
 }
@@ -162,7 +162,7 @@ bool contiguous_cols(MatrixRef<T> m) {
 
 // One tile of the forward: rows [r0, r1), columns [c0, c1).
 template <class T>
-void forward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slope, MatrixRef<const T> x,
+void forward_tile(const detail::ActivationRowKernels<T>& k, math::Activation a, T slope, MatrixRef<const T> x,
                   MatrixRef<T> y, index_t r0, index_t r1, index_t c0, index_t c1) {
     const bool direct = contiguous_cols(x) && contiguous_cols(y);
     alignas(64) T in[kGather];
@@ -184,10 +184,10 @@ void forward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slop
 }
 
 template <class T>
-void backward_tile(const detail::ActivationRowKernels<T>& k, Activation a, T slope, MatrixRef<const T> gy,
+void backward_tile(const detail::ActivationRowKernels<T>& k, math::Activation a, T slope, MatrixRef<const T> gy,
                    MatrixRef<const T> saved, MatrixRef<T> gz, T* partial, index_t r0, index_t r1, index_t c0,
                    index_t c1) {
-    const bool has_saved = a != Activation::identity;
+    const bool has_saved = a != math::Activation::identity;
     if (gz.data == nullptr) {  // identity, column sums only: dZ is dY
         for (index_t i = r0; i < r1; ++i) {
             const T* gr = gy.row(i);
@@ -251,7 +251,7 @@ struct Tiling {
 }  // namespace
 
 template <class T>
-void activation_forward(Activation a, T slope, MatrixRef<const T> x, MatrixRef<T> y) {
+void activation_forward(math::Activation a, T slope, MatrixRef<const T> x, MatrixRef<T> y) {
     if (x.empty()) return;
     if (x.row_major_contiguous() && y.row_major_contiguous()) {
         x = as_one_row(x);
@@ -265,13 +265,13 @@ void activation_forward(Activation a, T slope, MatrixRef<const T> x, MatrixRef<T
 }
 
 template <class T>
-void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef<const T> saved, MatrixRef<T> gz,
+void activation_backward(math::Activation a, T slope, MatrixRef<const T> gy, MatrixRef<const T> saved, MatrixRef<T> gz,
                          T* column_sums) {
     if (column_sums != nullptr) std::fill(column_sums, column_sums + gy.cols, T(0));
     if (gy.empty()) return;
-    if (gz.data == nullptr && (a != Activation::identity || column_sums == nullptr))
+    if (gz.data == nullptr && (a != math::Activation::identity || column_sums == nullptr))
         throw std::invalid_argument("activation_backward: grad_z may be empty only for identity with column sums");
-    const bool has_saved = a != Activation::identity;
+    const bool has_saved = a != math::Activation::identity;
     if (column_sums == nullptr && gy.row_major_contiguous() && gz.row_major_contiguous() &&
         (!has_saved || saved.row_major_contiguous())) {
         gy = as_one_row(gy);
@@ -304,11 +304,11 @@ void activation_backward(Activation a, T slope, MatrixRef<const T> gy, MatrixRef
     }
 }
 
-template void activation_forward<float>(Activation, float, MatrixRef<const float>, MatrixRef<float>);
-template void activation_forward<double>(Activation, double, MatrixRef<const double>, MatrixRef<double>);
-template void activation_backward<float>(Activation, float, MatrixRef<const float>, MatrixRef<const float>,
+template void activation_forward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<float>);
+template void activation_forward<double>(math::Activation, double, MatrixRef<const double>, MatrixRef<double>);
+template void activation_backward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<const float>,
                                          MatrixRef<float>, float*);
-template void activation_backward<double>(Activation, double, MatrixRef<const double>, MatrixRef<const double>,
+template void activation_backward<double>(math::Activation, double, MatrixRef<const double>, MatrixRef<const double>,
                                           MatrixRef<double>, double*);
 
 std::string activation_isa() { return current_isa() == Isa::avx2 ? "avx2" : "reference"; }

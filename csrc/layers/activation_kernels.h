@@ -3,7 +3,7 @@
 // bias gradient of a linear layer) in the same pass.
 //
 // Dispatch: the AVX2+FMA kernels (activation_kernels_avx2.cpp) when the CPU
-// has them, else the portable reference (scalar::). FUSEDPROP_ISA=reference
+// has them, else the portable reference (math::scalar::). FUSEDPROP_ISA=reference
 // in the environment forces the portable path; set_activation_isa() switches
 // at run time (tests).
 //
@@ -15,7 +15,7 @@
 
 #include <string>
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::layers {
@@ -23,9 +23,9 @@ namespace fusedprop::layers {
 // Y = act(X), elementwise. x and y have the same shape; any strides (y's must
 // not make two elements alias). y may be x itself (same data and strides).
 template <class T>
-void activation_forward(Activation a, T negative_slope, MatrixRef<const T> x, MatrixRef<T> y);
+void activation_forward(math::Activation a, T negative_slope, MatrixRef<const T> x, MatrixRef<T> y);
 
-// dZ = dY * act'(.) from what saved_for(a) keeps (Y or Z; ignored and may be
+// dZ = dY * act'(.) from what math::saved_for(a) keeps (Y or Z; ignored and may be
 // empty for identity); grad_z may be grad_y itself (same data and strides).
 // relu and leaky_relu select, they do not multiply:
 // dY = Inf where Y <= 0 gives 0, as in PyTorch.
@@ -36,14 +36,14 @@ void activation_forward(Activation a, T negative_slope, MatrixRef<const T> x, Ma
 // zeros. For identity with column_sums, grad_z may be empty ({}, data ==
 // nullptr): only the sums are computed (the same bits), dZ being dY.
 template <class T>
-void activation_backward(Activation a, T negative_slope, MatrixRef<const T> grad_y, MatrixRef<const T> saved,
+void activation_backward(math::Activation a, T negative_slope, MatrixRef<const T> grad_y, MatrixRef<const T> saved,
                          MatrixRef<T> grad_z, T* column_sums);
 
-extern template void activation_forward<float>(Activation, float, MatrixRef<const float>, MatrixRef<float>);
-extern template void activation_forward<double>(Activation, double, MatrixRef<const double>, MatrixRef<double>);
-extern template void activation_backward<float>(Activation, float, MatrixRef<const float>, MatrixRef<const float>,
+extern template void activation_forward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<float>);
+extern template void activation_forward<double>(math::Activation, double, MatrixRef<const double>, MatrixRef<double>);
+extern template void activation_backward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<const float>,
                                                 MatrixRef<float>, float*);
-extern template void activation_backward<double>(Activation, double, MatrixRef<const double>,
+extern template void activation_backward<double>(math::Activation, double, MatrixRef<const double>,
                                                  MatrixRef<const double>, MatrixRef<double>, double*);
 
 // Which implementation the kernels above use: "avx2" or "reference".

@@ -3,7 +3,7 @@
 // activation_kernels.cpp). The math is activation_avx2.h's.
 #include <immintrin.h>
 
-#include "layers/activation_avx2.h"
+#include "math/activation_avx2.h"
 #include "layers/activation_kernels_impl.h"
 #include "runtime/simd_avx2.h"
 
@@ -21,13 +21,13 @@ using V = simd::Avx2<T>;
 // default. Measured on 1M floats, against one vector at a time (backward)
 // or two (forward) without the pass: forward gelu 15-25% faster, gelu_tanh
 // 35%, silu 28%; backward gelu 25-35%. Same operations, same results.
-template <Activation A>
+template <math::Activation A>
 inline constexpr bool kPiecewiseLinear =
-    A == Activation::identity || A == Activation::relu || A == Activation::leaky_relu;
-template <Activation A>
+    A == math::Activation::identity || A == math::Activation::relu || A == math::Activation::leaky_relu;
+template <math::Activation A>
 inline constexpr int kUnroll = kPiecewiseLinear<A> ? 2 : 4;
 
-template <class T, Activation A>
+template <class T, math::Activation A>
 void forward_loop(T slope, const T* x, T* y, index_t n) {
     using v = V<T>;
     constexpr index_t w = v::width;
@@ -36,41 +36,41 @@ void forward_loop(T slope, const T* x, T* y, index_t n) {
     for (; k + U * w <= n; k += U * w) {
         typename v::reg r[U];
 #pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) r[u] = avx2::forward<A>(v::load(x + k + u * w), slope);
+        for (int u = 0; u < U; ++u) r[u] = math::avx2::forward<A>(v::load(x + k + u * w), slope);
 #pragma GCC unroll 4
         for (int u = 0; u < U; ++u) v::store(y + k + u * w, r[u]);
     }
     for (; k < n; k += w) {
         if (n - k >= w) {
-            v::store(y + k, avx2::forward<A>(v::load(x + k), slope));
+            v::store(y + k, math::avx2::forward<A>(v::load(x + k), slope));
         } else {
             const __m256i m = v::mask(n - k);
-            v::store(y + k, m, avx2::forward<A>(v::load(x + k, m), slope));
+            v::store(y + k, m, math::avx2::forward<A>(v::load(x + k, m), slope));
         }
     }
 }
 
 // dZ for one vector: selects for relu / leaky_relu, a product otherwise.
-template <class T, Activation A>
+template <class T, math::Activation A>
 typename V<T>::reg grad(typename V<T>::reg gy, typename V<T>::reg s, T slope) {
     using v = V<T>;
-    if constexpr (A == Activation::identity) {
+    if constexpr (A == math::Activation::identity) {
         (void)s;
         return gy;
-    } else if constexpr (A == Activation::relu) {
+    } else if constexpr (A == math::Activation::relu) {
         return v::andnot(v::le0(s), gy);  // Y <= 0 ? 0 : dY (NaN Y passes dY)
-    } else if constexpr (A == Activation::leaky_relu) {
+    } else if constexpr (A == math::Activation::leaky_relu) {
         return v::blend(v::mul(gy, v::set1(slope)), gy, v::gt0(s));
     } else {
-        return v::mul(gy, avx2::derivative<A>(s, slope));
+        return v::mul(gy, math::avx2::derivative<A>(s, slope));
     }
 }
 
-template <class T, Activation A>
+template <class T, math::Activation A>
 void backward_loop(T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
     using v = V<T>;
     constexpr index_t w = v::width;
-    constexpr bool uses_saved = A != Activation::identity;
+    constexpr bool uses_saved = A != math::Activation::identity;
     constexpr int U = kUnroll<A>;
     index_t k = 0;
     for (; k + U * w <= n; k += U * w) {
@@ -100,30 +100,30 @@ void backward_loop(T slope, const T* gy, const T* saved, T* gz, index_t n, T* co
 }
 
 template <class T>
-void forward(Activation a, T slope, const T* x, T* y, index_t n) {
+void forward(math::Activation a, T slope, const T* x, T* y, index_t n) {
     switch (a) {
-        case Activation::identity: forward_loop<T, Activation::identity>(slope, x, y, n); break;
-        case Activation::relu: forward_loop<T, Activation::relu>(slope, x, y, n); break;
-        case Activation::leaky_relu: forward_loop<T, Activation::leaky_relu>(slope, x, y, n); break;
-        case Activation::sigmoid: forward_loop<T, Activation::sigmoid>(slope, x, y, n); break;
-        case Activation::tanh: forward_loop<T, Activation::tanh>(slope, x, y, n); break;
-        case Activation::gelu: forward_loop<T, Activation::gelu>(slope, x, y, n); break;
-        case Activation::gelu_tanh: forward_loop<T, Activation::gelu_tanh>(slope, x, y, n); break;
-        case Activation::silu: forward_loop<T, Activation::silu>(slope, x, y, n); break;
+        case math::Activation::identity: forward_loop<T, math::Activation::identity>(slope, x, y, n); break;
+        case math::Activation::relu: forward_loop<T, math::Activation::relu>(slope, x, y, n); break;
+        case math::Activation::leaky_relu: forward_loop<T, math::Activation::leaky_relu>(slope, x, y, n); break;
+        case math::Activation::sigmoid: forward_loop<T, math::Activation::sigmoid>(slope, x, y, n); break;
+        case math::Activation::tanh: forward_loop<T, math::Activation::tanh>(slope, x, y, n); break;
+        case math::Activation::gelu: forward_loop<T, math::Activation::gelu>(slope, x, y, n); break;
+        case math::Activation::gelu_tanh: forward_loop<T, math::Activation::gelu_tanh>(slope, x, y, n); break;
+        case math::Activation::silu: forward_loop<T, math::Activation::silu>(slope, x, y, n); break;
     }
 }
 
 template <class T>
-void backward(Activation a, T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
+void backward(math::Activation a, T slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum) {
     switch (a) {
-        case Activation::identity: backward_loop<T, Activation::identity>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::relu: backward_loop<T, Activation::relu>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::leaky_relu: backward_loop<T, Activation::leaky_relu>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::sigmoid: backward_loop<T, Activation::sigmoid>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::tanh: backward_loop<T, Activation::tanh>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::gelu: backward_loop<T, Activation::gelu>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::gelu_tanh: backward_loop<T, Activation::gelu_tanh>(slope, gy, saved, gz, n, colsum); break;
-        case Activation::silu: backward_loop<T, Activation::silu>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::identity: backward_loop<T, math::Activation::identity>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::relu: backward_loop<T, math::Activation::relu>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::leaky_relu: backward_loop<T, math::Activation::leaky_relu>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::sigmoid: backward_loop<T, math::Activation::sigmoid>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::tanh: backward_loop<T, math::Activation::tanh>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::gelu: backward_loop<T, math::Activation::gelu>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::gelu_tanh: backward_loop<T, math::Activation::gelu_tanh>(slope, gy, saved, gz, n, colsum); break;
+        case math::Activation::silu: backward_loop<T, math::Activation::silu>(slope, gy, saved, gz, n, colsum); break;
     }
 }
 

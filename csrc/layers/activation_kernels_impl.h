@@ -2,7 +2,7 @@
 // tiling code in activation_kernels.cpp calls. Not for other modules.
 #pragma once
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::layers::detail {
@@ -10,10 +10,10 @@ namespace fusedprop::layers::detail {
 template <class T>
 struct ActivationRowKernels {
     // y[k] = act(x[k]) for k < n; y may equal x.
-    void (*forward)(Activation a, T negative_slope, const T* x, T* y, index_t n);
+    void (*forward)(math::Activation a, T negative_slope, const T* x, T* y, index_t n);
     // gz[k] = gy[k] * act'(saved[k]) (selects for relu/leaky_relu; saved
     // unused for identity); then, if colsum != nullptr, colsum[k] += gz[k].
-    void (*backward)(Activation a, T negative_slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum);
+    void (*backward)(math::Activation a, T negative_slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum);
 };
 
 template <class T>

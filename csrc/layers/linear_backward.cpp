@@ -10,7 +10,7 @@ namespace fusedprop::layers {
 
 template <class T>
 void linear_backward(MatrixRef<const T> dy, MatrixRef<const T> x, MatrixRef<const T> w, MatrixRef<const T> saved,
-                     Activation act, T negative_slope, MatrixRef<T> dx, MatrixRef<T> dw, T* db, int max_threads) {
+                     math::Activation act, T negative_slope, MatrixRef<T> dx, MatrixRef<T> dw, T* db, int max_threads) {
     const index_t m = dy.rows, n = dy.cols;
     assert(x.rows == m && w.rows == n && w.cols == x.cols && dw.rows == n && dw.cols == x.cols);
 
@@ -19,7 +19,7 @@ void linear_backward(MatrixRef<const T> dy, MatrixRef<const T> x, MatrixRef<cons
     thread_local runtime::AlignedBuffer<T> dz_buffer;
     MatrixRef<T> dz{};
     MatrixRef<const T> dz_in = dy;
-    if (act != Activation::identity && m > 0 && n > 0) {
+    if (act != math::Activation::identity && m > 0 && n > 0) {
         dz = {dz_buffer.reserve(static_cast<std::size_t>(m) * static_cast<std::size_t>(n)), m, n, n, 1};
         dz_in = dz;
     }
@@ -32,10 +32,10 @@ void linear_backward(MatrixRef<const T> dy, MatrixRef<const T> x, MatrixRef<cons
 }
 
 template void linear_backward<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<const float>,
-                                     MatrixRef<const float>, Activation, float, MatrixRef<float>, MatrixRef<float>,
+                                     MatrixRef<const float>, math::Activation, float, MatrixRef<float>, MatrixRef<float>,
                                      float*, int);
 template void linear_backward<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<const double>,
-                                      MatrixRef<const double>, Activation, double, MatrixRef<double>,
+                                      MatrixRef<const double>, math::Activation, double, MatrixRef<double>,
                                       MatrixRef<double>, double*, int);
 
 }  // namespace fusedprop::layers

@@ -10,15 +10,15 @@
 // is bitwise the same for every thread count.
 #pragma once
 
-#include "activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::layers {
 
-// dy, saved: M x N (saved: Y or Z per saved_for(act); ignored for identity).
+// dy, saved: M x N (saved: Y or Z per math::saved_for(act); ignored for identity).
 // x: M x K, w: N x K. dx: M x K or {} to skip; dw: N x K; db: N contiguous.
 template <class T>
 void linear_backward(MatrixRef<const T> dy, MatrixRef<const T> x, MatrixRef<const T> w, MatrixRef<const T> saved,
-                     Activation act, T negative_slope, MatrixRef<T> dx, MatrixRef<T> dw, T* db, int max_threads = 0);
+                     math::Activation act, T negative_slope, MatrixRef<T> dx, MatrixRef<T> dw, T* db, int max_threads = 0);
 
 }  // namespace fusedprop::layers

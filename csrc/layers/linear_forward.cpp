@@ -7,7 +7,7 @@
 namespace fusedprop::layers {
 
 template <class T>
-void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, Activation act,
+void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
                     T negative_slope, MatrixRef<T> y, MatrixRef<T> z, int max_threads) {
     assert(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows);
     gemm::Epilogue<T> ep;
@@ -20,9 +20,9 @@ void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, i
     gemm::gemm<T>(x, w.transposed(), y, ep, max_threads);
 }
 
-template void linear_forward<float>(MatrixRef<const float>, MatrixRef<const float>, const float*, index_t, Activation,
+template void linear_forward<float>(MatrixRef<const float>, MatrixRef<const float>, const float*, index_t, math::Activation,
                                     float, MatrixRef<float>, MatrixRef<float>, int);
 template void linear_forward<double>(MatrixRef<const double>, MatrixRef<const double>, const double*, index_t,
-                                     Activation, double, MatrixRef<double>, MatrixRef<double>, int);
+                                     math::Activation, double, MatrixRef<double>, MatrixRef<double>, int);
 
 }  // namespace fusedprop::layers

@@ -2,7 +2,7 @@
 // bias and activation applied in the microkernel's write-back.
 #pragma once
 
-#include "activation.h"
+#include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::layers {
@@ -13,7 +13,7 @@ namespace fusedprop::layers {
 // pre-activation Z = x W^T + b is stored there too (what gelu, gelu_tanh and
 // silu save for the backward). max_threads 0: all pool threads.
 template <class T>
-void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, Activation act,
+void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
                     T negative_slope, MatrixRef<T> y, MatrixRef<T> z = {}, int max_threads = 0);
 
 }  // namespace fusedprop::layers

@@ -36,7 +36,7 @@ void TrainStepPlan<T>::reserve(index_t batch) {
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const auto n = static_cast<std::size_t>(batch) * static_cast<std::size_t>(layers_[l].out_features);
         outputs_[l].reserve(n);
-        if (layers::saved_for(layers_[l].activation) == layers::Saved::preactivation) preactivations_[l].reserve(n);
+        if (math::saved_for(layers_[l].activation) == math::Saved::preactivation) preactivations_[l].reserve(n);
     }
     const auto widest = static_cast<std::size_t>(batch) * static_cast<std::size_t>(widest_);
     grad_in_.reserve(widest);
@@ -52,7 +52,7 @@ MatrixRef<T> TrainStepPlan<T>::output(std::size_t l, index_t batch) const {
 
 template <class T>
 MatrixRef<T> TrainStepPlan<T>::preactivation(std::size_t l, index_t batch) const {
-    if (layers::saved_for(layers_[l].activation) != layers::Saved::preactivation) return {};
+    if (math::saved_for(layers_[l].activation) != math::Saved::preactivation) return {};
     return rows_of(preactivations_[l].data(), batch, layers_[l].out_features);
 }
 
@@ -113,10 +113,10 @@ double TrainStepPlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>&
         const LayerTensors<T>& p = params[l];
         const MatrixRef<const T> layer_in = l == 0 ? x : MatrixRef<const T>(output(l - 1, batch));
         MatrixRef<const T> saved{};
-        switch (layers::saved_for(shape.activation)) {
-            case layers::Saved::output: saved = output(l, batch); break;
-            case layers::Saved::preactivation: saved = preactivation(l, batch); break;
-            case layers::Saved::nothing: break;
+        switch (math::saved_for(shape.activation)) {
+            case math::Saved::output: saved = output(l, batch); break;
+            case math::Saved::preactivation: saved = preactivation(l, batch); break;
+            case math::Saved::nothing: break;
         }
         const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, shape.out_features);
         // dX becomes the next layer's incoming gradient; the first layer needs none.

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "layers/activation.h"
+#include "math/activation.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/matrix_ref.h"
 #include "train/losses.h"
@@ -23,7 +23,7 @@
 namespace fusedprop::train {
 
 struct LayerShape {
-    layers::Activation activation = layers::Activation::identity;
+    math::Activation activation = math::Activation::identity;
     double negative_slope = 0.01;
     bool has_bias = true;
     index_t in_features = 0;

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <type_traits>
 
-namespace fusedprop::layers {
+namespace fusedprop::math {
 
 enum class Activation : std::uint8_t {
     identity,
@@ -137,4 +137,4 @@ T derivative(Activation a, T saved, T negative_slope) {
 }
 
 }  // namespace scalar
-}  // namespace fusedprop::layers
+}  // namespace fusedprop::math

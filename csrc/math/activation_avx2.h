@@ -4,7 +4,7 @@
 // Contract (the GEMM epilogue and the elementwise kernels rely on it):
 //   forward<A>(z, slope)     -> act(z) lane by lane, for __m256 and __m256d
 //   derivative<A>(s, slope)  -> act'(.) from what saved_for(A) keeps (Y or Z)
-// Results match layers::scalar within a few ulps, NaN and ±Inf as in PyTorch.
+// Results match math::scalar within a few ulps, NaN and ±Inf as in PyTorch.
 //
 // How the transcendental parts are built (the detail:: section below):
 //
@@ -48,7 +48,7 @@
 
 #include "activation.h"
 
-namespace fusedprop::layers::avx2 {
+namespace fusedprop::math::avx2 {
 namespace detail {
 
 // ------------------------------------------------------------------ helpers
@@ -534,4 +534,4 @@ inline __m256d derivative(__m256d saved, double negative_slope) {
     }
 }
 
-}  // namespace fusedprop::layers::avx2
+}  // namespace fusedprop::math::avx2
