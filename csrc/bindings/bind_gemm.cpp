@@ -8,6 +8,7 @@
 #include "bindings.h"
 #include "gemm/dispatch.h"
 #include "gemm/gemm.h"
+#include "gemm/skinny.h"
 
 namespace py = pybind11;
 
@@ -92,6 +93,8 @@ void register_gemm(py::module_& m) {
         d["gemm_f32_blocks"] = blocks_dict(k.config->f32);
         d["gemm_f64_blocks"] = blocks_dict(k.config->f64);
         d["gemm_parallel_flop_threshold"] = gemm::kParallelFlopThreshold;
+        d["skinny_max_rows"] = gemm::skinny_rows_cutover(0);
+        d["skinny_max_rows_large_b"] = gemm::skinny_rows_cutover(gemm::kSkinnyLargeBBytes);
         return d;
     });
     // Private: tests switch the kernels at run time to cover both paths.
@@ -110,6 +113,9 @@ void register_gemm(py::module_& m) {
                 throw py::value_error("_set_gemm_blocks: invalid ISA or block sizes");
         },
         py::arg("isa"), py::arg("dtype"), py::arg("mc"), py::arg("kc"), py::arg("nc"), py::arg("nb"));
+    // Private, for tuning and tests: the small-batch cut-over (skinny.h);
+    // -1 restores config.h's, 0 sends every product through the packed path.
+    m.def("_set_skinny_max_rows", &gemm::set_skinny_max_rows, py::arg("rows"));
     m.def("_available_isas", [] {
         py::list l;
         for (auto [isa, name] : {std::pair{gemm::Isa::reference, "reference"}, std::pair{gemm::Isa::avx2, "avx2"}})

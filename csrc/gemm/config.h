@@ -81,6 +81,28 @@ inline constexpr double kParallelFlopThreshold = 8.0e6;
 // threads: 1.17x NumPy split by columns, 0.95-1.10x in row blocks of 8 rows.
 inline constexpr int kRowSplitMinRows = 144;
 
+// Small batches skip packing (skinny.h): a product with at most this many
+// rows of A reads B where it lies. Packing costs a pass over B (read and
+// write) per call, so the larger B, the more rows the skinny kernels win at.
+// Measured with F.linear at 1 thread (AVX2 kernels, Xeon, 2026-12-03;
+// packed time / skinny time):
+//   k x n = 1024 x 1024 f32: 2.8 at m = 1, 2.0 at 4, 1.4 at 8, 1.0 at 16
+//           784 x 256  f32: 4.7 at 1, 1.8 at 4, 1.3 at 8, 0.9 at 12
+//           128 x 128  f32: 2.4 at 1, 1.2 at 4, 0.9 at 5, 0.85 at 8
+//            64 x 128  f32: 1.9 at 1, 0.9 at 4 (f64 alike, a row or two earlier)
+// so: up to 4 rows always, up to 8 once B holds 512 KiB.
+inline constexpr int kSkinnyMaxRows = 4;
+inline constexpr int kSkinnyMaxRowsLargeB = 8;
+inline constexpr double kSkinnyLargeBBytes = 512.0 * 1024;
+constexpr int skinny_max_rows(double b_bytes) {
+    return b_bytes >= kSkinnyLargeBBytes ? kSkinnyMaxRowsLargeB : kSkinnyMaxRows;
+}
+// The skinny kernels split B's columns over threads (in chunks of this many
+// columns) once B holds this many bytes: below it one core reads B faster
+// than the pool wakes up.
+inline constexpr double kSkinnyParallelBytes = 1.0e6;
+inline constexpr int kSkinnyColumnChunk = 64;
+
 // Parallel GEMMs split into about this many tasks per thread (row blocks x
 // column chunks, and B-packing chunks), handed out dynamically.
 inline constexpr int kTasksPerThread = 4;

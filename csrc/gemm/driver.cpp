@@ -26,6 +26,7 @@
 
 #include "dispatch.h"
 #include "pack.h"
+#include "skinny.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_pool.h"
 
@@ -203,6 +204,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     assert(ep.z.data == nullptr || (ep.z.rows == m && ep.z.cols == n));
     if (m == 0 || n == 0) return;
     if (k == 0) return epilogue_only(c, ep);
+    if (skinny_gemm(a, b, c, ep, max_threads)) return;  // a small batch: no packing (skinny.h)
 
     const UkernelTable<T>& table = active_table<T>();
     const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table

@@ -1,0 +1,164 @@
+// The small-batch entry (skinny.h): picks the layout and the kernels, splits
+// the columns over threads; and the portable reference kernels.
+#include "skinny.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+
+#include "config.h"
+#include "dispatch.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/thread_pool.h"
+
+namespace fusedprop::gemm {
+namespace {
+
+template <class T>
+T epilogue(const SkinnyArgs<T>& p, index_t i, index_t j, T v) {
+    if (p.bias != nullptr) v += p.bias[j];
+    if (p.z != nullptr) p.z[i * p.rs_z + j] = v;
+    return math::scalar::forward<T>(p.act, v, p.slope);
+}
+
+template <class T>
+void skinny_nt_ref(const SkinnyArgs<T>& p) {
+    for (index_t i = 0; i < p.m; ++i)
+        for (index_t j = p.j0; j < p.j1; ++j) {
+            const T* x = p.a + i * p.rs_a;
+            const T* w = p.b + j * p.ld_b;
+            T acc = T(0);
+            for (index_t l = 0; l < p.k; ++l) acc += x[l] * w[l];
+            p.c[i * p.rs_c + j] = epilogue(p, i, j, acc);
+        }
+}
+
+template <class T>
+void skinny_nn_ref(const SkinnyArgs<T>& p) {
+    for (index_t i = 0; i < p.m; ++i) {
+        T* c = p.c + i * p.rs_c;
+        for (index_t j = p.j0; j < p.j1; ++j) c[j] = T(0);
+        for (index_t l = 0; l < p.k; ++l) {
+            const T ail = p.a[i * p.rs_a + l * p.cs_a];
+            const T* b = p.b + l * p.ld_b;
+            for (index_t j = p.j0; j < p.j1; ++j) c[j] += ail * b[j];
+        }
+        for (index_t j = p.j0; j < p.j1; ++j) c[j] = epilogue(p, i, j, c[j]);
+    }
+}
+
+template <class T>
+const SkinnyKernels<T>& active_skinny();
+template <>
+const SkinnyKernels<float>& active_skinny<float>() {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (active_isa_id() != Isa::reference) return kSkinnyF32Avx2;
+#endif
+    return kSkinnyF32Ref;
+}
+template <>
+const SkinnyKernels<double>& active_skinny<double>() {
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (active_isa_id() != Isa::reference) return kSkinnyF64Avx2;
+#endif
+    return kSkinnyF64Ref;
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+std::atomic<int> g_rows_override{-1};
+
+}  // namespace
+
+int skinny_rows_cutover(double b_bytes) {
+    const int o = g_rows_override.load(std::memory_order_relaxed);
+    return o >= 0 ? o : skinny_max_rows(b_bytes);
+}
+
+void set_skinny_max_rows(int rows) { g_rows_override.store(rows < 0 ? -1 : rows, std::memory_order_relaxed); }
+
+const SkinnyKernels<float> kSkinnyF32Ref = {&skinny_nt_ref<float>, &skinny_nn_ref<float>};
+const SkinnyKernels<double> kSkinnyF64Ref = {&skinny_nt_ref<double>, &skinny_nn_ref<double>};
+
+template <class T>
+bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep,
+                 int max_threads) {
+    const index_t m = c.rows, n = c.cols, k = a.cols;
+    const double b_bytes = double(n) * double(k) * double(sizeof(T));
+    if (m > skinny_rows_cutover(b_bytes) || m == 0 || n == 0 || k == 0) return false;
+    if (c.col_stride != 1 || (ep.z.data != nullptr && ep.z.col_stride != 1)) return false;
+    // nt when W's rows are contiguous (B = W^T), nn when B's rows are; the
+    // one-column and one-row cases fit both and take nt.
+    const bool nt = b.row_stride == 1 || k == 1;
+    const bool nn = !nt && (b.col_stride == 1 || n == 1);
+    if (!nt && !nn) return false;
+
+    SkinnyArgs<T> args;
+    args.m = m;
+    args.k = k;
+    args.a = a.data;
+    args.rs_a = a.row_stride;
+    args.cs_a = a.col_stride;
+    args.b = b.data;
+    args.ld_b = nt ? (n == 1 ? 0 : b.col_stride) : (k == 1 ? 0 : b.row_stride);
+    args.c = c.data;
+    args.rs_c = c.row_stride;
+    args.z = ep.z.data;
+    args.rs_z = ep.z.row_stride;
+    args.act = ep.activation;
+    args.slope = ep.negative_slope;
+
+    // The nt kernels read rows of A as vectors: give them contiguous rows.
+    // The copies are small by construction (m rows).
+    thread_local runtime::AlignedBuffer<T> a_copy, bias_copy;
+    if (nt && a.col_stride != 1 && k > 1) {
+        T* dst = a_copy.reserve(static_cast<std::size_t>(m * k));
+        for (index_t i = 0; i < m; ++i)
+            for (index_t l = 0; l < k; ++l) dst[i * k + l] = a(i, l);
+        args.a = dst;
+        args.rs_a = k;
+        args.cs_a = 1;
+    }
+    if (ep.bias != nullptr && ep.bias_stride != 1) {
+        T* dst = bias_copy.reserve(static_cast<std::size_t>(n));
+        for (index_t j = 0; j < n; ++j) dst[j] = ep.bias[j * ep.bias_stride];
+        args.bias = dst;
+    } else {
+        args.bias = ep.bias;
+    }
+
+    const SkinnyKernel<T> kernel = nt ? active_skinny<T>().nt : active_skinny<T>().nn;
+    // Reading B dominates: split its columns over threads once B is large
+    // enough to pay for waking the pool. Columns are dealt in whole chunks,
+    // so every element is computed the same way at any thread count.
+    int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
+    if (b_bytes < kSkinnyParallelBytes) threads = 1;
+    const index_t chunk = kSkinnyColumnChunk;
+    const index_t chunks = ceil_div(n, chunk);
+    if (threads == 1 || chunks == 1) {
+        args.j0 = 0;
+        args.j1 = n;
+        kernel(args);
+        return true;
+    }
+    const index_t tasks = std::min<index_t>(chunks, kTasksPerThread * threads);
+    runtime::parallel_for(
+        static_cast<std::size_t>(tasks),
+        [&](std::size_t t) {
+            SkinnyArgs<T> part = args;
+            const index_t per = chunks / tasks, extra = chunks % tasks, ti = static_cast<index_t>(t);
+            const index_t first = ti * per + std::min(ti, extra);
+            part.j0 = first * chunk;
+            part.j1 = std::min(n, (first + per + (ti < extra ? 1 : 0)) * chunk);
+            if (part.j1 > part.j0) kernel(part);
+        },
+        threads);
+    return true;
+}
+
+template bool skinny_gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>,
+                                 const Epilogue<float>&, int);
+template bool skinny_gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
+                                  const Epilogue<double>&, int);
+
+}  // namespace fusedprop::gemm

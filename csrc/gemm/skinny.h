@@ -1,0 +1,85 @@
+// Small-batch products with no packing: C = epilogue(A * B) for a handful of
+// rows of A, reading B in the layout it already has.
+//
+// For m rows, a packed GEMM pays for copying all of B (k x n) into panels on
+// every call, and then uses each packed element only m times. When m is small
+// the product is bound by reading B once, so these kernels stream B where it
+// lies, and keep the bias and activation in registers as the packed kernels
+// do. Two layouts of B (the only ones a dense layer hands over):
+//
+//   nt:  B = W^T with W row-major (n x k, unit column stride): each output is
+//        the dot product of a contiguous row of W with a row of A,
+//
+//          c(i, j) = sum_p a(i, p) w(j, p)        (x W^T in a layer's forward)
+//
+//        An accumulator register per (i, j) gathers the lanes of p; its lanes
+//        are added in one fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)) in f32.
+//   nn:  B row-major (k x n, unit column stride): each row of C is a sum of
+//        rows of B scaled by a(i, p),
+//
+//          c(i, j..j+w) += a(i, p) * b(p, j..j+w)  for p = 0 .. k-1
+//                                                  (dZ W in a layer's backward)
+//        One FMA chain per element of C, p in increasing order.
+//
+// Either way the value of c(i, j) depends on k and the data alone: not on m,
+// on which rows are computed together, nor on the thread count (threads split
+// the columns). The epilogue is the packed GEMM's (gemm.h): + bias, store the
+// pre-activation Z, then the activation.
+//
+// When the cut-over applies: config.h's skinny_max_rows (measured there).
+#pragma once
+
+#include "gemm.h"
+#include "math/activation.h"
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::gemm {
+
+template <class T>
+struct SkinnyArgs {
+    index_t m = 0, k = 0;
+    index_t j0 = 0, j1 = 0;  // the columns of C this call computes
+    const T* a = nullptr;    // m x k; nt: unit column stride
+    index_t rs_a = 0, cs_a = 1;
+    const T* b = nullptr;  // nt: row j of W at b + j * ld_b; nn: row p of B at b + p * ld_b
+    index_t ld_b = 0;
+    T* c = nullptr;  // m x n, unit column stride
+    index_t rs_c = 0;
+    T* z = nullptr;  // pre-activation, m x n, unit column stride; or nullptr
+    index_t rs_z = 0;
+    const T* bias = nullptr;  // n contiguous values, or nullptr
+    math::Activation act = math::Activation::identity;
+    T slope = T(0);
+};
+
+template <class T>
+using SkinnyKernel = void (*)(const SkinnyArgs<T>&);
+
+template <class T>
+struct SkinnyKernels {
+    SkinnyKernel<T> nt, nn;
+};
+
+// Defined in skinny.cpp (portable) and skinny_avx2.cpp (-mavx2 -mfma).
+extern const SkinnyKernels<float> kSkinnyF32Ref;
+extern const SkinnyKernels<double> kSkinnyF64Ref;
+#if defined(FUSEDPROP_HAVE_AVX2)
+extern const SkinnyKernels<float> kSkinnyF32Avx2;
+extern const SkinnyKernels<double> kSkinnyF64Avx2;
+#endif
+
+// Computes c = epilogue(a * b) and returns true when m is at most the active
+// ISA's cut-over and the layouts fit (b with a unit stride one way or the
+// other, c and ep.z with unit column strides); otherwise does nothing and
+// returns false. Same contract as gemm() otherwise (called from it).
+// The cut-over in force for a B of that many bytes: config.h's
+// skinny_max_rows, unless a test or a tuning run set another with
+// set_skinny_max_rows (-1 restores the table; 0 turns the skinny path off).
+int skinny_rows_cutover(double b_bytes);
+void set_skinny_max_rows(int rows);
+
+template <class T>
+bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep,
+                 int max_threads);
+
+}  // namespace fusedprop::gemm
