@@ -10,6 +10,7 @@ void register_optim(pybind11::module_& m);
 void register_gemm(pybind11::module_& m);
 void register_layers(pybind11::module_& m);
 void register_train(pybind11::module_& m);
+void register_infer(pybind11::module_& m);
 void register_bench(pybind11::module_& m);
 void register_activation(pybind11::module_& m);
 

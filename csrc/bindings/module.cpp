@@ -11,6 +11,7 @@ PYBIND11_MODULE(_core, m) {
     fusedprop::bindings::register_gemm(m);
     fusedprop::bindings::register_layers(m);
     fusedprop::bindings::register_train(m);
+    fusedprop::bindings::register_infer(m);
     fusedprop::bindings::register_bench(m);
     fusedprop::bindings::register_activation(m);
 }

@@ -25,7 +25,9 @@
 #include <cassert>
 
 #include "dispatch.h"
+#include "k_blocks.h"
 #include "pack.h"
+#include "packed_b.h"
 #include "skinny.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_pool.h"
@@ -161,17 +163,6 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
     }
 }
 
-// The K block size for a product of depth k: blocks as equal as possible, at
-// most KC each, except that a last sliver under KC/4 is spread over the
-// others (up to 1.25 KC each): a sliver costs a whole extra pass over C for
-// little work (k = 784: 3 blocks of 262, not 256 + 256 + 256 + 16). Depends
-// on k alone, so the summation order stays the same for every thread count.
-index_t k_block(index_t k, index_t KC) {
-    index_t blocks = ceil_div(k, KC);
-    if (blocks > 1 && k - (blocks - 1) * KC < KC / 4) --blocks;
-    return ceil_div(k, blocks);
-}
-
 }  // namespace
 
 Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
@@ -198,7 +189,8 @@ Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads) {
 }
 
 template <class T>
-void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep, int max_threads) {
+void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep, int max_threads,
+          const PackedB<T>* packed) {
     const index_t m = c.rows, n = c.cols, k = a.cols;
     assert(a.rows == m && b.rows == k && b.cols == n);
     assert(ep.z.data == nullptr || (ep.z.rows == m && ep.z.cols == n));
@@ -210,6 +202,9 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table
     assert(bs.mr == table.mr && bs.nr == table.nr);
     const index_t MR = bs.mr, NR = bs.nr, MC = bs.mc, KC = bs.kc, NC = bs.nc;
+    // B packed ahead of time (packed_b.h), when it was packed for these kernels.
+    const bool prepacked = packed != nullptr && packed->rows() == k && packed->cols() == n &&
+                           packed->usable_with(active_isa_id(), bs);
 
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;
@@ -234,11 +229,12 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
         for (index_t pc = 0; pc < k; pc += k_step) {  // loop 4 (pc)
             const index_t kc = std::min(k_step, k - pc);
             const bool accumulate = pc > 0, last = pc + kc == k;
-            T* bpack = workspace<T>(kPackB).reserve(static_cast<std::size_t>(n_panels * NR * kc));
+            T* bpack = prepacked ? nullptr : workspace<T>(kPackB).reserve(static_cast<std::size_t>(n_panels * NR * kc));
+            const T* bpanels = prepacked ? packed->block(jc / NC, pc / k_step) : bpack;
             const MatrixRef<const T> b_block = b.block(pc, jc, kc, nc);
 
-            const bool shared_b = part.n_ic > 1;
-            const bool shared_a = !shared_b && part.n_jr > 1;  // then m <= MC: one A block
+            const bool shared_b = part.n_ic > 1 && !prepacked;
+            const bool shared_a = part.n_ic == 1 && part.n_jr > 1;  // then m <= MC: one A block
             const index_t m_panels = ceil_div(m, MR);
             T* shared_apack = nullptr;
             if (shared_b && b_block.col_stride == 1) {
@@ -272,18 +268,18 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     split(m_panels, part.n_ic, ic, &ip0, &ip1);
                     split(n_panels, part.n_jr, jr, &jp0, &jp1);
                     if (ip1 == ip0 || jp1 == jp0) return;
-                    if (!shared_b) {  // this task's own B panels
+                    if (!shared_b && !prepacked) {  // this task's own B panels
                         const index_t j0 = jp0 * NR, j1 = std::min(nc, jp1 * NR);
                         pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc, kc * NR);
                     }
                     const index_t i0 = ip0 * MR, i1 = std::min(m, ip1 * MR);
-                    if (shared_a) return macro_kernel(job, shared_apack, bpack, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);
+                    if (shared_a) return macro_kernel(job, shared_apack, bpanels, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);
                     // A row block may exceed MC when balancing; walk it in MC steps.
                     for (index_t is = i0; is < i1; is += MC) {
                         const index_t mc = std::min(MC, i1 - is);
                         T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
                         pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
-                        macro_kernel(job, apack, bpack, is, mc, jc, jp0, jp1, kc, accumulate, last);
+                        macro_kernel(job, apack, bpanels, is, mc, jc, jp0, jp1, kc, accumulate, last);
                     }
                 },
                 threads);
@@ -292,8 +288,8 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
 }
 
 template void gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>, const Epilogue<float>&,
-                          int);
+                          int, const PackedB<float>*);
 template void gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
-                           const Epilogue<double>&, int);
+                           const Epilogue<double>&, int, const PackedB<double>*);
 
 }  // namespace fusedprop::gemm

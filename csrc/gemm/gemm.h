@@ -9,6 +9,11 @@
 //   ep.z set, Z + bias (the pre-activation) is also stored there (m x n).
 //   k == 0 gives epilogue(0); m == 0 or n == 0 returns at once.
 //
+//   packed_b: b packed ahead of time (packed_b.h), or nullptr. Used when it
+//   was packed from this b for the active kernels; b must still be given
+//   (a small batch reads it directly, skinny.h, and a stale packing is
+//   ignored). Either way the result is bitwise the same.
+//
 //   max_threads: at most this many threads (0: runtime::get_num_threads()).
 //   Problems under config.h's flop threshold stay on the calling thread.
 //   The result is bitwise the same for every thread count.
@@ -32,12 +37,15 @@ struct Epilogue {
 };
 
 template <class T>
+class PackedB;
+
+template <class T>
 void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep = {},
-          int max_threads = 0);
+          int max_threads = 0, const PackedB<T>* packed_b = nullptr);
 
 extern template void gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>,
-                                 const Epilogue<float>&, int);
+                                 const Epilogue<float>&, int, const PackedB<float>*);
 extern template void gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
-                                  const Epilogue<double>&, int);
+                                  const Epilogue<double>&, int, const PackedB<double>*);
 
 }  // namespace fusedprop::gemm

@@ -5,6 +5,11 @@
 #include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
+namespace fusedprop::gemm {
+template <class T>
+class PackedB;
+}
+
 namespace fusedprop::layers {
 
 // x: M x K (any strides), w: N x K (out_features x in_features, any strides;
@@ -12,8 +17,11 @@ namespace fusedprop::layers {
 // bias[j * bias_stride] or nullptr, y: M x N. z: if z.data != nullptr, the
 // pre-activation Z = x W^T + b is stored there too (what gelu, gelu_tanh and
 // silu save for the backward). max_threads 0: all pool threads.
+// packed_wt: W^T packed ahead of time (gemm/packed_b.h) or nullptr; the
+// result is bitwise the same either way.
 template <class T>
 void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
-                    T negative_slope, MatrixRef<T> y, MatrixRef<T> z = {}, int max_threads = 0);
+                    T negative_slope, MatrixRef<T> y, MatrixRef<T> z = {}, int max_threads = 0,
+                    const gemm::PackedB<T>* packed_wt = nullptr);
 
 }  // namespace fusedprop::layers
