@@ -8,12 +8,14 @@ from ._runtime import cpu_info, get_num_threads, manual_seed, set_num_threads
 from . import functional
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
 from . import nn, optim
+from .predictor import Predictor
 from .train import TrainStep, fit, predict
 
 float32 = _np.float32
 float64 = _np.float64
 
 __all__ = [
+    "Predictor",
     "Tensor",
     "TrainStep",
     "__version__",

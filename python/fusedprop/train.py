@@ -22,6 +22,7 @@ import numpy as np
 from . import _runtime, backends
 from . import functional as F
 from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
+from .predictor import _layer_tuples
 from .optim.adam import Adam
 from .tensor import Tensor, no_grad
 
@@ -253,12 +254,24 @@ def _progress_bar(total: int, progress: bool):
 
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for X in eval mode, ``batch_size`` rows at a time,
-    through the fused inference kernels."""
+    through the fused inference kernels: on the cpp backend one call into
+    C++ per batch (the network's layers chained there, as ``Predictor`` does,
+    but on the model's own weights: nothing is copied or packed ahead)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
     layers = compile_layers(model)
     dtype = layers[0].linear.weight.data.dtype
     X = _as_batch(X, dtype, layers[0].linear.in_features, "predict")
+    if backends.current.NAME == "cpp":
+        plan = backends.core_module().InferencePlan("predict", str(dtype), _layer_tuples(layers))
+        params = [None if p is None else np.ascontiguousarray(p.data)
+                  for s in layers for p in (s.linear.weight, s.linear.bias)]
+        if len(X) <= batch_size:
+            return plan.forward(X, params)
+        out = np.empty((len(X), layers[-1].linear.out_features), dtype)
+        for start in range(0, len(X), batch_size):
+            out[start:start + batch_size] = plan.forward(X[start:start + batch_size], params)
+        return out
     was_training = model.training
     model.eval()
     try:
