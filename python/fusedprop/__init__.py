@@ -9,6 +9,7 @@ from . import functional
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
 from . import nn, optim
 from .train import TrainStep, fit, predict
+from . import onnx  # fp.onnx.export; imports the onnx package only when called
 
 float32 = _np.float32
 float64 = _np.float64
@@ -30,6 +31,7 @@ __all__ = [
     "manual_seed",
     "nn",
     "no_grad",
+    "onnx",
     "ones",
     "optim",
     "predict",
