@@ -9,6 +9,7 @@ from . import functional
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
 from . import nn, optim
 from .train import TrainStep, fit, predict
+from ._torch_interop import from_torch  # imports torch only when called
 from . import onnx  # fp.onnx.export; imports the onnx package only when called
 
 float32 = _np.float32
@@ -21,6 +22,7 @@ __all__ = [
     "available_backends",
     "cpu_info",
     "fit",
+    "from_torch",
     "enable_grad",
     "float32",
     "float64",
