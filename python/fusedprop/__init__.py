@@ -10,6 +10,8 @@ from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, 
 from . import nn, optim
 from .predictor import Predictor
 from .train import TrainStep, fit, predict
+from ._torch_interop import from_torch  # imports torch only when called
+from . import onnx  # fp.onnx.export; imports the onnx package only when called
 
 float32 = _np.float32
 float64 = _np.float64
@@ -22,6 +24,7 @@ __all__ = [
     "available_backends",
     "cpu_info",
     "fit",
+    "from_torch",
     "enable_grad",
     "float32",
     "float64",
@@ -32,6 +35,7 @@ __all__ = [
     "manual_seed",
     "nn",
     "no_grad",
+    "onnx",
     "ones",
     "optim",
     "predict",

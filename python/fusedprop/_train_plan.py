@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import as_array
 from .nn.activation import Identity, _Activation
 from .nn.container import Sequential
 from .nn.linear import Linear
@@ -14,6 +15,7 @@ from .nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .optim.adam import Adam
 from .optim.sgd import SGD
+from .tensor import Tensor
 
 SUPPORTED_LOSSES = (MSELoss, BCEWithLogitsLoss, CrossEntropyLoss)
 SUPPORTED_OPTIMIZERS = (SGD, Adam)  # AdamW is an Adam
@@ -98,7 +100,7 @@ def compile_optimizer(optimizer, layers: list) -> None:
 
 def targets_for(loss: LossSpec, y, batch: int, n_out: int, dtype: np.dtype) -> np.ndarray:
     """The step's targets as the kernels take them, checked against the output."""
-    y = np.asarray(y.data if hasattr(y, "data") and not isinstance(y, np.ndarray) else y)
+    y = as_array(y.data if isinstance(y, Tensor) else y, "TrainStep", "y")
     if loss.kind == "cross_entropy":
         if y.dtype.kind not in "iu":
             raise TypeError(f"TrainStep: CrossEntropyLoss needs integer class indices as y, got dtype {y.dtype}")

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import backends
 from . import functional as F
+from ._arrays import as_array
 from ._train_plan import compile_layers
 from .tensor import Tensor
 
@@ -94,9 +95,7 @@ class Predictor:
 
 
 def _as_input(x, dtype, n_in: int) -> np.ndarray:
-    x = x.data if isinstance(x, Tensor) else x
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+    x = as_array(x.data if isinstance(x, Tensor) else x, "Predictor", "x")
     if x.dtype != dtype:
         if x.dtype.kind != "f":
             raise TypeError(f"Predictor: x must be a floating-point array, got dtype {x.dtype}")

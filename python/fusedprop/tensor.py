@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from . import _runtime
+from ._arrays import as_array as _as_array, is_array_object as _is_array_object
 
 __all__ = ["Tensor", "tensor", "randn", "zeros", "ones", "no_grad", "enable_grad", "is_grad_enabled"]
 
@@ -191,7 +192,7 @@ class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor
 
     def __init__(self, data, requires_grad: bool = False):
-        data = data.data if isinstance(data, Tensor) else np.asarray(data)
+        data = data.data if isinstance(data, Tensor) else _as_array(data, "Tensor", "data")
         if requires_grad and data.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"only float32/float64 tensors can require gradients, got dtype {data.dtype}")
         self.data = data
@@ -452,6 +453,8 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif _is_array_object(data):
+        data = _as_array(data, "tensor", "data")  # keeps its dtype, as torch.tensor(a torch tensor) does
     dtype = _resolve_dtype(dtype)
     if dtype is None and not isinstance(data, np.ndarray):
         arr = np.array(data)

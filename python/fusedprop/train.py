@@ -22,6 +22,7 @@ import numpy as np
 from . import _runtime, backends
 from . import functional as F
 from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
+from ._arrays import as_array
 from .predictor import _layer_tuples
 from .optim.adam import Adam
 from .tensor import Tensor, no_grad
@@ -139,7 +140,7 @@ def _forward_layers(layers, x) -> np.ndarray:
 
 
 def _as_batch(x, dtype, n_in: int, fn: str) -> np.ndarray:
-    x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    x = as_array(x.data if isinstance(x, Tensor) else x, fn, "x")
     if x.dtype.kind != "f":
         raise TypeError(f"{fn}: x must be a floating-point array, got dtype {x.dtype}")
     if x.ndim != 2 or x.shape[1] != n_in:
@@ -196,7 +197,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
     step = TrainStep(model, criterion, optimizer)
     X = _as_batch(X, step._dtype, step._in, "fit")
-    y = np.asarray(y)
+    y = as_array(y.data if isinstance(y, Tensor) else y, "fit", "y")
     if len(y) != len(X):
         raise ValueError(f"fit: X has {len(X)} rows but y has {len(y)}")
     n = len(X)

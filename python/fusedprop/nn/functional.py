@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from .. import backends as _backends
+from .._arrays import as_array
 from ..tensor import Node, Tensor
 
 _grad = sys.modules[Tensor.__module__]._state  # per-thread grad mode (fusedprop.tensor is also a function)
@@ -34,7 +35,7 @@ def _input(x, dtype: np.dtype, what: str = "input"):
     elif isinstance(x, Tensor):
         data, t = x.data, (x if x.requires_grad else None)
     else:
-        data, t = np.asarray(x), None
+        data, t = as_array(x, "linear", what), None
     if data.dtype is dtype or data.dtype == dtype:
         return data, t, None
     if data.dtype.kind != "f":
@@ -106,7 +107,7 @@ def activation(x, name: str, negative_slope: float = 0.01, record: bool = True) 
     if isinstance(x, Tensor):
         xd, xt = x.data, x
     else:
-        xd, xt = np.asarray(x), None
+        xd, xt = as_array(x, f"activation {name!r}", "input"), None
     if xd.dtype.kind != "f":
         raise TypeError(f"activation {name!r}: input must be a floating-point tensor, got dtype {xd.dtype}")
     y = _backends.current.activation(xd, name, negative_slope, None)
@@ -152,7 +153,7 @@ def _loss_input(fn: str, input):
     if isinstance(input, Tensor):
         data, t = input.data, (input if input.requires_grad else None)
     else:
-        data, t = np.asarray(input), None
+        data, t = as_array(input, fn, "input"), None
     if data.dtype not in (np.float32, np.float64):
         if data.dtype.kind != "f":
             raise TypeError(f"{fn}: input must be float32 or float64, got dtype {data.dtype}")
@@ -161,7 +162,7 @@ def _loss_input(fn: str, input):
 
 
 def _float_target(fn: str, target, data: np.ndarray) -> np.ndarray:
-    y = np.asarray(target.data if isinstance(target, Tensor) else target)
+    y = as_array(target.data if isinstance(target, Tensor) else target, fn, "target")
     if y.dtype.kind not in "fiub":
         raise TypeError(f"{fn}: target must be numeric, got dtype {y.dtype}")
     if y.shape != data.shape:
@@ -260,7 +261,7 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     if not (isinstance(label_smoothing, (int, float, np.floating)) and 0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"{fn}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
     x, t = _loss_input(fn, input)
-    y = target.data if isinstance(target, Tensor) else target
+    y = as_array(target.data if isinstance(target, Tensor) else target, fn, "target")
     if (not label_smoothing and reduction != "none" and x.ndim == 2 and isinstance(y, np.ndarray)
             and y.dtype.kind in "iu" and y.shape == (x.shape[0],) and x.shape[1] and _grad.enabled):
         return _cross_entropy_indices(x, t, y, reduction)

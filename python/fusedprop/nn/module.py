@@ -192,6 +192,13 @@ class Module:
             np.copyto(p.data, value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
 
+    # ----------------------------------------------------------------- interop
+    def to_torch(self):
+        """The equivalent ``torch.nn`` module (Sequential, Linear, activations), weights copied
+        with their dtype; other modules raise TypeError. Imports torch. See ``fp.from_torch``."""
+        from .._torch_interop import to_torch
+        return to_torch(self)
+
     # -------------------------------------------------------------- printing
     def extra_repr(self) -> str:
         return ""
