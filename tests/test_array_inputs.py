@@ -56,16 +56,22 @@ def test_functional_takes_torch_tensors(backend, dtype):
     ws, w_views = torch_views(dtype, (4, 5), 1)
     bs = np.linspace(-1, 1, 4).astype(dtype)
     b = torch.from_numpy(bs)
-    for x in x_views:
-        for w in w_views:
-            np.testing.assert_array_equal(F.linear(x, w, b, "gelu"), F.linear(xs, ws, bs, "gelu"))
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-14, "atol": 1e-14}
+    for j, x in enumerate(x_views):
+        for i, w in enumerate(w_views):
+            # A product with few rows reads its operands where they lie
+            # (csrc/gemm/skinny.h), so its bits follow their layouts: exact for
+            # the contiguous views, within rounding for the others.
+            same = np.testing.assert_array_equal if i == j == 0 else (
+                lambda a, b: np.testing.assert_allclose(a, b, **tol))
+            same(F.linear(x, w, b, "gelu"), F.linear(xs, ws, bs, "gelu"))
             y, saved = F.linear_forward(x, w, b, "tanh")
             y_ref, saved_ref = F.linear_forward(xs, ws, bs, "tanh")
-            np.testing.assert_array_equal(y, y_ref)
+            same(y, y_ref)
             got = F.linear_backward(torch.from_numpy(np.ones_like(y)), x, w, torch.from_numpy(saved), "tanh")
             ref = F.linear_backward(np.ones_like(y), xs, ws, saved_ref, "tanh")
             for g, r in zip(got, ref):
-                np.testing.assert_array_equal(g, r)
+                same(g, r)
         np.testing.assert_array_equal(F.activation(x, "silu"), F.activation(xs, "silu"))
         np.testing.assert_array_equal(F.activation_grad(x, x, "sigmoid"), F.activation_grad(xs, xs, "sigmoid"))
         np.testing.assert_array_equal(F.matmul(x, w_views[2].t()), F.matmul(xs, ws.T))

@@ -23,7 +23,9 @@
 //
 // Either way the value of c(i, j) depends on k and the data alone: not on m,
 // on which rows are computed together, nor on the thread count (threads split
-// the columns). The epilogue is the packed GEMM's (gemm.h): + bias, store the
+// the columns). It does depend on B's layout (nt, nn, or neither and packed,
+// each summing in its own fixed order), as a small product's bits already
+// depended on m through the packed kernels' partial-row tiles. The epilogue is the packed GEMM's (gemm.h): + bias, store the
 // pre-activation Z, then the activation.
 //
 // When the cut-over applies: config.h's skinny_max_rows (measured there).
