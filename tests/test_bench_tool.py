@@ -98,11 +98,16 @@ def test_a_crashing_contender_is_an_error(tmp_path, capsys):
 def test_every_group_runs_in_smoke_mode(tmp_path, capsys):
     rc, out, err, outdir = _run(tmp_path, capsys)
     assert rc == 0, out + err
-    for group in ("gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step", "digits"):
+    groups = {"gemm", "linear_fwd", "linear_fwd_bwd", "inference", "optim_update", "train_step", "digits"}
+    for group in groups:
         assert f"== {group} · 1 thread ==" in out
     rows = json.loads((outdir / "results.json").read_text())["rows"]
-    assert {r["group"] for r in rows} == {"gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step",
-                                         "digits"}
+    assert {r["group"] for r in rows} == groups
+    # the inference group has every contender, ONNX Runtime and JAX included
+    # (CI installs them), and each computed the right result
+    names = {r["contender"] for r in rows if r["group"] == "inference"}
+    assert {"fusedprop Predictor", "fusedprop model(x)", "numpy", "torch eager", "onnxruntime", "jax jit"} <= names
+    assert "vs ORT" in out
     # Names missing from this build are rows that say so, not crashes.
     for r in rows:
         assert r["status"] in ("ok", "unavailable"), r

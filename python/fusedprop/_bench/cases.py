@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import ACTIVATIONS, GROUPS, OPTIMIZERS, Sizes
+from .inference import inference_case
 from .kernels import gemm_case, linear_fwd_bwd_case, linear_fwd_case, optim_case
 from .training import digits_case, train_step_case
 
@@ -25,6 +26,8 @@ def case_builders(group: str, sizes: Sizes) -> list:
     if group == "train_step":
         return [lambda b=batch, s=arch, k=kind: train_step_case(b, s, k)
                 for batch, arch in sizes.train_configs for kind in OPTIMIZERS]
+    if group == "inference":
+        return [lambda b=batch, s=net: inference_case(b, s) for batch, net in sizes.inference]
     if group == "digits":
         return [lambda: digits_case(sizes.digits_epochs, sizes.digits_subset)]
     raise ValueError(f"unknown group {group!r}; expected one of {', '.join(GROUPS)}")

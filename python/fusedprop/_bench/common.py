@@ -17,7 +17,7 @@ STANDARD_SHAPES = [(8, 64, 64), (32, 128, 128), (64, 784, 256), (256, 1024, 1024
 ACTIVATIONS = ("relu", "gelu")
 TRAIN_CONFIGS = [(32, (64, 128, 128, 10)), (128, (784, 256, 256, 10)), (1024, (784, 1024, 1024, 10))]
 OPTIMIZERS = ("sgd", "adam")
-GROUPS = ("gemm", "linear_fwd", "linear_fwd_bwd", "optim_update", "train_step", "digits")
+GROUPS = ("gemm", "linear_fwd", "linear_fwd_bwd", "inference", "optim_update", "train_step", "digits")
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,17 @@ class Sizes:
     optim_shape: tuple
     digits_epochs: int
     digits_subset: Optional[int] = None  # rows of the digits data to use (smoke only)
+    inference: tuple = ()  # (batch, net sizes)
 
 
-FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30)
+INFERENCE_NETS = ((64, 128, 128, 10), (784, 256, 256, 10), (784, 1024, 1024, 10))
+INFERENCE_CONFIGS = tuple((b, net) for net in INFERENCE_NETS for b in (1, 64, 1024))
+FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30,
+             inference=INFERENCE_CONFIGS)
 QUICK = Sizes("quick", ((8, 64, 64), (64, 784, 256), (256, 1024, 1024)), (512,), tuple(TRAIN_CONFIGS[:2]),
-              (1024, 1024), 2)
-SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400)
+              (1024, 1024), 2, inference=tuple((b, net) for net in INFERENCE_NETS[:2] for b in (1, 64)))
+SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400,
+              inference=((1, (8, 16, 16, 4)), (5, (8, 16, 16, 4))))
 SIZES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 
@@ -51,6 +56,8 @@ class Contender:
     make: Optional[Callable[[], tuple]] = None
     unavailable: Optional[str] = None
     backend: Optional[str] = None  # fusedprop functional backend to activate around the calls
+    only_threads: Optional[int] = None  # timed at this thread count only (else unavailable, with the note)
+    only_threads_note: str = ""
 
 
 @dataclass

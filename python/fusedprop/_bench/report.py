@@ -125,18 +125,23 @@ def _status(row):
 
 
 def format_table(group: str, threads: int, rows: list) -> str:
-    header = ("shape", "contender", "median", "GFLOP/s", "% peak", "vs NumPy", "vs PyTorch", "check")
+    # A "vs ORT" column only where ONNX Runtime is a contender (inference).
+    ort = any(r["family"] == "onnxruntime" for r in rows)
+    header = ("shape", "contender", "median", "GFLOP/s", "% peak", "vs NumPy", "vs PyTorch") + (
+        ("vs ORT",) if ort else ()) + ("check",)
     body = []
     for r in rows:
         body.append((r["case"], r["contender"], fmt_time(r["median_s"]), _fmt_gflops(r.get("gflops")),
                      _fmt_num(r.get("pct_peak"), 1, "%"), _fmt_speedup(r.get("speedup_numpy")),
-                     _fmt_speedup(r.get("speedup_torch")), _status(r)))
+                     _fmt_speedup(r.get("speedup_torch"))) + ((_fmt_speedup(r.get("speedup_ort")),) if ort else ())
+                    + (_status(r),))
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     widths[-1] = len(header[-1])  # the last column is free text
     title = f"== {group} · {threads} thread{'s' if threads != 1 else ''} =="
 
     def line(cells):
-        return "  ".join(c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        last = len(header) - 1
+        return "  ".join(c.ljust(w) if i in (0, 1, last) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     out = [title, line(header), line(tuple("-" * w for w in widths))]
     previous = None
     for b in body:

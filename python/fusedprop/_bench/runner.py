@@ -62,15 +62,18 @@ TIMINGS = {
 SLOW_CALL = 0.5  # seconds: a call this slow (after the first) gets no extra warm-up and the fewest repeats
 # Seconds the idle workers of each thread pool may spin after a call:
 # OpenBLAS's for 2**28 cycles by default, PyTorch's (OpenMP) briefly.
-SETTLE = {"fusedprop": 0.0, "torch": 0.02, "openblas": 0.15}
-POOL_ORDER = ("fusedprop", "torch", "openblas")
+# ONNX Runtime's intra-op pool spins briefly too; JAX runs on one thread here.
+SETTLE = {"fusedprop": 0.0, "torch": 0.02, "onnxruntime": 0.02, "jax": 0.0, "openblas": 0.15}
+POOL_ORDER = ("fusedprop", "torch", "onnxruntime", "jax", "openblas")
 
 
 def thread_pool_of(contender) -> str:
     """Whose worker threads a contender's calls run on."""
     if contender.family in ("numpy", "sklearn") or contender.backend in ("numpy", "numba"):
         return "openblas"  # fusedprop's numpy and numba backends run their products through NumPy
-    return "torch" if contender.family == "torch" else "fusedprop"
+    if contender.family in ("torch", "onnxruntime", "jax"):
+        return contender.family
+    return "fusedprop"
 
 
 def round_order(live: list, r: int, threads: int) -> list:
@@ -151,6 +154,9 @@ def run_case(case: Case, threads: int, timing: Timing) -> list:
     for c in case.contenders:
         if c.unavailable or c.make is None:
             rows[c.name] = _row(case, threads, c, status="unavailable", note=c.unavailable or "unavailable")
+            continue
+        if c.only_threads is not None and threads != c.only_threads:
+            rows[c.name] = _row(case, threads, c, status="unavailable", note=c.only_threads_note)
             continue
         try:
             with _backend(c):
@@ -247,13 +253,13 @@ def _time_once(c, run) -> float:
 
 
 def add_derived(rows: list, peaks: dict) -> None:
-    """GFLOP/s, % of the measured peak, speed-ups over the NumPy and PyTorch rows of the same case."""
+    """GFLOP/s, % of the measured peak, speed-ups over the NumPy, PyTorch and ONNX Runtime rows of the same case."""
     by_case: dict = {}
     for row in rows:
         by_case.setdefault((row["group"], row["case"], row["threads"]), []).append(row)
     for group_rows in by_case.values():
         base = {}
-        for family in ("numpy", "torch"):
+        for family in ("numpy", "torch", "onnxruntime"):
             candidates = [r for r in group_rows if r["family"] == family]
             timed = [r for r in candidates if r["median_s"] and r["status"] == "ok"]
             if timed:
@@ -267,7 +273,8 @@ def add_derived(rows: list, peaks: dict) -> None:
             row["gflops"] = row["flops"] / t / 1e9 if t and row["flops"] else None
             peak = (peaks.get(row["dtype"]) or {}).get(str(row["threads"]))
             row["pct_peak"] = 100.0 * row["gflops"] / peak if row["gflops"] and peak else None
-            for family, key in (("numpy", "speedup_numpy"), ("torch", "speedup_torch")):
+            for family, key in (("numpy", "speedup_numpy"), ("torch", "speedup_torch"),
+                                ("onnxruntime", "speedup_ort")):
                 b = base[family]
                 if isinstance(b, float) and t:
                     row[key] = b / t

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .. import backends as _backends
+from ..tensor import Tensor
 from . import functional as F
 from .activation import _Activation
 from .linear import Linear
@@ -23,6 +25,49 @@ class _FusedLinear:
     def __call__(self, x):
         lin, act = self.linear, self.act
         return F.linear(x, lin.weight, lin.bias, act.kernel_name, act.negative_slope, lin.training)
+
+
+def _infer_in_one_call(plan: list, x):
+    """Inference through a chain of Linear layers (each maybe fused with its
+    activation) as ONE call into C++ on the model's own weights, as
+    ``fp.predict`` runs it; None where that does not apply (another module in
+    the chain, a layer in training mode, mixed dtypes, not the cpp backend),
+    and the layers then run one by one. Same bits either way."""
+    if _backends.current.NAME != "cpp":
+        return None
+    layers, params = [], []
+    for step in plan:
+        if step.__class__ is _FusedLinear:
+            lin, act, slope = step.linear, step.act.kernel_name, step.act.negative_slope
+        elif step.__class__ is Linear:
+            lin, act, slope = step, step.activation, step.negative_slope
+        else:
+            return None
+        if lin.training and F._grad.enabled:
+            return None
+        w, b = lin.weight.data, None if lin.bias is None else lin.bias.data
+        layers.append((act, float(slope), b is not None, lin.in_features, lin.out_features))
+        params += (w, b)
+    if not layers:
+        return None
+    dtype = params[0].dtype
+    if any(p is not None and (p.dtype != dtype or not p.flags.c_contiguous) for p in params):
+        return None
+    xd, _, _ = F._input(x, dtype)
+    if xd.ndim < 1 or xd.shape[-1] != layers[0][3]:
+        return None  # the layer-by-layer path raises the usual error
+    key = (str(dtype), tuple(layers))
+    core_plan = _PLANS.get(key)
+    if core_plan is None:
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        core_plan = _PLANS[key] = _backends.core_module().InferencePlan("Sequential", str(dtype), list(layers))
+    return Tensor(core_plan.forward(xd, params))
+
+
+# Compiled inference plans by (dtype, layer shapes): a plan holds no weights,
+# only its buffers, so models of one shape share it (it is thread safe).
+_PLANS: dict = {}
 
 
 class Sequential(Module):
@@ -119,6 +164,10 @@ class Sequential(Module):
         plan = self._plan
         if plan is None:
             plan = self._build_plan()
+        if not F._grad.enabled or not self.training:
+            y = _infer_in_one_call(plan, x)
+            if y is not None:
+                return y
         for step in plan:
             x = step(x)
         return x
