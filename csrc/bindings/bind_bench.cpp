@@ -1,4 +1,5 @@
-// Benchmark support: the measured FMA peak behind "% of peak".
+// Benchmark support: the measured FMA peak behind "% of peak", and the read
+// bandwidth a small-batch layer's weight stream is compared with.
 #include <pybind11/pybind11.h>
 
 #include <cmath>
@@ -6,6 +7,7 @@
 
 #include "bindings.h"
 #include "runtime/fma_peak.h"
+#include "runtime/read_bandwidth.h"
 
 namespace py = pybind11;
 
@@ -34,6 +36,20 @@ void register_bench(py::module_& m) {
         py::arg("dtype"), py::arg("threads"), py::arg("seconds"),
         "Peak GFLOP/s of a register-only FMA loop on `threads` threads (sum of per-thread rates), "
         "each running about `seconds`.");
+    m.def(
+        "measure_read_bandwidth",
+        [](double bytes, double seconds) {
+            if (!(std::isfinite(bytes) && bytes >= 64 && bytes <= 1e10))
+                throw py::value_error("measure_read_bandwidth: bytes must be in [64, 1e10], got " +
+                                      std::to_string(bytes));
+            if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 60))
+                throw py::value_error("measure_read_bandwidth: seconds must be in (0, 60], got " +
+                                      std::to_string(seconds));
+            py::gil_scoped_release release;
+            return runtime::measure_read_bandwidth(static_cast<std::size_t>(bytes), seconds);
+        },
+        py::arg("bytes"), py::arg("seconds"),
+        "GB/s at which one thread reads a buffer of `bytes` over and over for about `seconds`.");
     m.def("fma_peak_isa", &runtime::fma_peak_isa, "Which peak loop runs here: 'avx2+fma' or 'portable'.");
 }
 

@@ -20,7 +20,8 @@ def case_builders(group: str, sizes: Sizes) -> list:
         return out
     if group in ("linear_fwd", "linear_fwd_bwd"):
         make = linear_fwd_case if group == "linear_fwd" else linear_fwd_bwd_case
-        return [lambda s=shape, a=a: make(*s, a) for shape in sizes.layer_shapes for a in ACTIVATIONS]
+        one_row = [lambda s=shape: make(*s, "relu") for shape in sizes.one_row] if group == "linear_fwd" else []
+        return one_row + [lambda s=shape, a=a: make(*s, a) for shape in sizes.layer_shapes for a in ACTIVATIONS]
     if group == "optim_update":
         return [lambda k=kind: optim_case(k, sizes.optim_shape) for kind in OPTIMIZERS]
     if group == "train_step":

@@ -15,6 +15,8 @@ import fusedprop as fp
 STANDARD_SHAPES = [(8, 64, 64), (32, 128, 128), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024),
                    (4096, 512, 512)]
 ACTIVATIONS = ("relu", "gelu")
+# One row through a large layer: bound by reading W once (the GEMV regime).
+ONE_ROW_SHAPES = [(1, 784, 1024), (1, 1024, 1024)]
 TRAIN_CONFIGS = [(32, (64, 128, 128, 10)), (128, (784, 256, 256, 10)), (1024, (784, 1024, 1024, 10))]
 OPTIMIZERS = ("sgd", "adam")
 GROUPS = ("gemm", "linear_fwd", "linear_fwd_bwd", "inference", "optim_update", "train_step", "digits")
@@ -32,16 +34,18 @@ class Sizes:
     digits_epochs: int
     digits_subset: Optional[int] = None  # rows of the digits data to use (smoke only)
     inference: tuple = ()  # (batch, net sizes)
+    one_row: tuple = ()  # linear_fwd's one-row layers (relu): the weight stream's GB/s
 
 
 INFERENCE_NETS = ((64, 128, 128, 10), (784, 256, 256, 10), (784, 1024, 1024, 10))
 INFERENCE_CONFIGS = tuple((b, net) for net in INFERENCE_NETS for b in (1, 64, 1024))
 FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30,
-             inference=INFERENCE_CONFIGS)
+             inference=INFERENCE_CONFIGS, one_row=tuple(ONE_ROW_SHAPES))
 QUICK = Sizes("quick", ((8, 64, 64), (64, 784, 256), (256, 1024, 1024)), (512,), tuple(TRAIN_CONFIGS[:2]),
-              (1024, 1024), 2, inference=tuple((b, net) for net in INFERENCE_NETS[:2] for b in (1, 64)))
+              (1024, 1024), 2, inference=tuple((b, net) for net in INFERENCE_NETS[:2] for b in (1, 64)),
+              one_row=tuple(ONE_ROW_SHAPES[1:]))
 SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400,
-              inference=((1, (8, 16, 16, 4)), (5, (8, 16, 16, 4))))
+              inference=((1, (8, 16, 16, 4)), (5, (8, 16, 16, 4))), one_row=((1, 64, 32),))
 SIZES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 

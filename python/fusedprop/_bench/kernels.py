@@ -109,7 +109,8 @@ def linear_fwd_case(batch, n_in, n_out, act, dtype="float32"):
         Contender("numpy", "numpy", np_factory), torch_contender("torch", torch_factory)]
     return Case("linear_fwd", f"({batch},{n_in},{n_out}) {act}", dtype, 2.0 * batch * n_in * n_out, contenders,
                 lambda r: (rel_err(r, ref), ""), tol_for(dtype),
-                params={"batch": batch, "in": n_in, "out": n_out, "activation": act})
+                params={"batch": batch, "in": n_in, "out": n_out, "activation": act,
+                        "weight_bytes": w.nbytes if batch == 1 else None})
 
 
 # -------------------------------------------------------------- linear fwd+bwd

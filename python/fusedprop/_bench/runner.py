@@ -143,7 +143,7 @@ def _row(case: Case, threads: int, contender, **fields) -> dict:
     row = {"group": case.group, "case": case.label, "dtype": case.dtype, "threads": threads,
            "contender": contender.name, "family": contender.family, "backend": contender.backend,
            "flops": case.flops, "status": "ok", "median_s": None, "min_s": None, "repeats": 0, "number": 0,
-           "error": None, "tol": case.tol, "note": ""}
+           "error": None, "tol": case.tol, "note": "", "weight_bytes": case.params.get("weight_bytes")}
     row.update(fields)
     return row
 
@@ -252,6 +252,18 @@ def _time_once(c, run) -> float:
         return time.perf_counter() - t0
 
 
+_BANDWIDTH: dict = {}
+
+
+def read_bandwidth(nbytes: int):
+    """This core's measured read bandwidth (GB/s) for a buffer of nbytes (best of three), or None."""
+    if nbytes not in _BANDWIDTH:
+        core = fp.backends.core_module()
+        _BANDWIDTH[nbytes] = (max(core.measure_read_bandwidth(float(nbytes), 0.1) for _ in range(3))
+                              if core is not None and hasattr(core, "measure_read_bandwidth") else None)
+    return _BANDWIDTH[nbytes]
+
+
 def add_derived(rows: list, peaks: dict) -> None:
     """GFLOP/s, % of the measured peak, speed-ups over the NumPy, PyTorch and ONNX Runtime rows of the same case."""
     by_case: dict = {}
@@ -271,6 +283,13 @@ def add_derived(rows: list, peaks: dict) -> None:
         for row in group_rows:
             t = row["median_s"]
             row["gflops"] = row["flops"] / t / 1e9 if t and row["flops"] else None
+            wbytes = row.get("weight_bytes")
+            if wbytes and t and row["status"] == "ok":
+                row["weight_gbps"] = wbytes / t / 1e9
+                bandwidth = read_bandwidth(wbytes)
+                row["read_bandwidth_gbps"] = bandwidth
+                share = f" ({100 * row['weight_gbps'] / bandwidth:.0f}% of {bandwidth:.1f} GB/s measured)" if bandwidth else ""
+                row["note"] = (row["note"] + "; " if row["note"] else "") + f"W read at {row['weight_gbps']:.1f} GB/s{share}"
             peak = (peaks.get(row["dtype"]) or {}).get(str(row["threads"]))
             row["pct_peak"] = 100.0 * row["gflops"] / peak if row["gflops"] and peak else None
             for family, key in (("numpy", "speedup_numpy"), ("torch", "speedup_torch"),
