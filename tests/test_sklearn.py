@@ -264,6 +264,11 @@ def test_warm_start_matches_sklearn():
     _assert_same_fit(ours, theirs)
     with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same classes"):
         ours.fit(X[y != 2], y[y != 2])
+    # hyperparameters changed between warm fits take effect, as in scikit-learn
+    for est in (theirs, ours):
+        est.set_params(activation="tanh", solver="sgd", max_iter=4)
+        est.fit(X, y)
+    _assert_same_fit(ours, theirs)
 
 
 @no_convergence_warning

@@ -135,8 +135,10 @@ class BaseMLP(BaseEstimator):
         dtype = np.dtype(np.asarray(self.coefs_[0]).dtype.type)
         dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
         model = getattr(self, "_fp_model", None)
+        hidden = KERNELS[self.activation]
         if model is None or model[0].weight.data.dtype != dtype or \
-                [lin.weight.data.T.shape for lin in model] != shapes:
+                [lin.weight.data.T.shape for lin in model] != shapes or \
+                any(lin.activation != hidden for lin in list(model)[:-1]):  # set_params between warm fits
             model = self._fp_model = self._model(layer_units, dtype)
             self._solver = None  # its state belongs to the old parameters
         else:

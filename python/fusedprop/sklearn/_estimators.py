@@ -30,17 +30,15 @@ _DOC_COMMON = """
 """
 
 
-def _binary_log_loss_scale(n_outputs: int) -> float:
-    # scikit-learn's binary log loss sums the per-output means; BCEWithLogitsLoss averages them
-    return float(n_outputs)
-
-
 class MLPClassifier(ClassifierMixin, BaseMLP):
     __doc__ = "Multi-layer perceptron classifier (log-loss), trained by fusedprop.\n" + _DOC_COMMON.format(
         name="MLPClassifier", extra="") + """
     Multi-class targets get a softmax output trained with CrossEntropyLoss;
     binary targets ONE logistic output and multi-label indicator targets one
-    logistic output per label, trained with BCEWithLogitsLoss.
+    logistic output per label, trained with BCEWithLogitsLoss. ``loss_`` is
+    scikit-learn's log loss, computed from the logits: where scikit-learn
+    clips a probability to machine epsilon (a sample more than ~36 nats
+    wrong) fusedprop's value is the exact, larger one; gradients are the same.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -80,7 +78,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         """(loss module, scikit-learn's gradient / fusedprop's, scikit-learn's loss / fusedprop's)."""
         if self.out_activation_ == "softmax":
             return CrossEntropyLoss(), 1.0, 1.0
-        k = _binary_log_loss_scale(self.n_outputs_)
+        # scikit-learn's binary log loss sums the per-output means, BCEWithLogitsLoss averages them:
+        # both its gradient and its loss are k times fusedprop's
+        k = float(self.n_outputs_)
         return BCEWithLogitsLoss(), k, k
 
     def _targets(self, y, dtype) -> np.ndarray:
