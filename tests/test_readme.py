@@ -19,7 +19,7 @@ def _optional_imports(code: str) -> list:
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(backend, code, capsys, tmp_path, monkeypatch):
-    for name in _optional_imports(code):  # torch, onnxruntime: skipped with a reason where missing
+    for name in _optional_imports(code):  # torch, onnxruntime, sklearn: skipped with a reason where missing
         pytest.importorskip(name)
     monkeypatch.chdir(tmp_path)  # examples may write files (mlp.onnx)
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
