@@ -9,6 +9,7 @@ from . import functional
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, randn, tensor, zeros
 from . import nn, optim
 from .train import TrainStep, fit, predict
+from .serialization import load, save
 
 float32 = _np.float32
 float64 = _np.float64
@@ -27,6 +28,7 @@ __all__ = [
     "get_backend",
     "get_num_threads",
     "is_grad_enabled",
+    "load",
     "manual_seed",
     "nn",
     "no_grad",
@@ -34,6 +36,7 @@ __all__ = [
     "optim",
     "predict",
     "randn",
+    "save",
     "set_backend",
     "set_num_threads",
     "tensor",
