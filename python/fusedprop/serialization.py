@@ -26,10 +26,8 @@ can be checked.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
-import secrets
 import stat
 import struct
 from collections import OrderedDict
@@ -183,6 +181,8 @@ def _bytes_of(a: np.ndarray) -> memoryview:
 
 
 def _dumps(value) -> str:
+    import json  # here, not at the top: import fusedprop stays light
+
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
@@ -199,7 +199,7 @@ def _patch_digest(header: bytes, old: str, new: str) -> bytes:
 
 def _atomic_write(path: str, chunks: list) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # os.open applies the umask, so the file gets the usual permissions.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -308,6 +308,8 @@ def _reject_constant(name):
 
 
 def _json(path: str, text, what: str):
+    import json
+
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and too-long ints are ValueErrors
