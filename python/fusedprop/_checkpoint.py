@@ -51,9 +51,12 @@ def open_run(directory, every, resume, *, X, y, batch_size: int, shuffle: bool, 
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise ValueError(f"fit: checkpoint must be a folder, but {directory!r} is a file")
     every = None if every is None else _positive_int(every, "checkpoint_every")
+    # A resumed run must see the same data: one pass over it, cheap next to an epoch of training.
     fingerprint = hashlib.sha256()
     for a in (X, y):
         a = np.ascontiguousarray(a)
+        if a.dtype.hasobject:
+            raise TypeError(f"fit: y must be numeric, got dtype {a.dtype}")
         fingerprint.update(f"{a.dtype.str}{a.shape}".encode())
         fingerprint.update(a.reshape(-1).view(np.uint8))
     run = {"rows": len(X), "batch_size": batch_size, "shuffle": shuffle, "validation": validation,
