@@ -276,7 +276,7 @@ KILL_STEPS = 15 * 20  # 120 rows in batches of 8, 20 epochs
 
 
 def _worker(tmp_path, folder, out, log):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(os.path.abspath(p) for p in sys.path))  # any cwd
     with open(tmp_path / "stderr.txt", "wb") as err:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(folder), str(out), str(log)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=err)
