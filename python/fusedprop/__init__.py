@@ -12,6 +12,7 @@ from .predictor import Predictor
 from .train import TrainStep, fit, predict
 from ._torch_interop import from_torch  # imports torch only when called
 from . import onnx  # fp.onnx.export; imports the onnx package only when called
+from .serialization import load, save
 
 float32 = _np.float32
 float64 = _np.float64
@@ -32,6 +33,7 @@ __all__ = [
     "get_backend",
     "get_num_threads",
     "is_grad_enabled",
+    "load",
     "manual_seed",
     "nn",
     "no_grad",
@@ -40,6 +42,7 @@ __all__ = [
     "optim",
     "predict",
     "randn",
+    "save",
     "set_backend",
     "set_num_threads",
     "tensor",

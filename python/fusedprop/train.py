@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from . import _runtime, backends
+from . import _checkpoint, _runtime, backends
 from . import functional as F
 from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
 from ._arrays import as_array
@@ -183,7 +183,8 @@ def _update_rules(optimizer, slots: list, groups: list) -> list:
 # ------------------------------------------------------------------- fit
 
 def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
-        validation_data=None, progress: bool = True) -> dict:
+        validation_data=None, progress: bool = True, checkpoint=None, checkpoint_every=None,
+        resume: bool = False) -> dict:
     """Train ``model`` on (X, y) with ``TrainStep``; returns the history.
 
     ``history["loss"]`` holds each epoch's mean training loss (weighted by
@@ -191,6 +192,18 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     ``history["val_loss"]`` and, for CrossEntropyLoss, ``history["val_accuracy"]``.
     Shuffling uses fusedprop's generator (``fp.manual_seed``). A tqdm progress
     bar is shown when ``progress`` is true and stderr is a terminal.
+
+    ``checkpoint=DIR`` writes a checkpoint (an ``fp.save`` file) into the
+    folder DIR at the end of every epoch and, with ``checkpoint_every=N``,
+    after every N-th optimizer step; the newest two are kept. With
+    ``resume=True`` the run continues from the newest usable checkpoint in DIR
+    (a corrupt one is skipped with a RuntimeWarning naming it) or starts
+    fresh when there is none. A run killed at any moment (SIGKILL included)
+    and resumed with the same arguments ends with parameters, optimizer state
+    and history bitwise equal to an uninterrupted run, repeating at most N
+    steps. A checkpoint from a run with other data, batch size, shuffling,
+    loss, optimizer or model raises ValueError. With ``resume=False`` any
+    checkpoints already in DIR are replaced as the new run writes its own.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -206,15 +219,26 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
         history["val_loss"] = []
         if step._loss.kind == "cross_entropy":
             history["val_accuracy"] = []
+    saver = _checkpoint.open_run(checkpoint, checkpoint_every, resume, X=X, y=y, batch_size=int(batch_size),
+                                 shuffle=bool(shuffle), validation=validation_data is not None, loss=step._loss,
+                                 optimizer=optimizer)
+    # Where to start: a resumed run's epoch, batches done in it, its permutation and running loss total.
+    first_epoch, done, order, total = (0, 0, None, 0.0) if saver is None else \
+        saver.restore(model, optimizer, history, epochs)
     bar = _progress_bar(epochs, progress)
+    if bar is not None and first_epoch:
+        bar.update(first_epoch)
     model.train()
-    for _ in range(epochs):
-        order = _runtime.generator().permutation(n) if shuffle else np.arange(n)
-        total = 0.0
-        for start in range(0, n, batch_size):
+    for epoch in range(first_epoch, epochs):
+        if order is None:
+            order = _runtime.generator().permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+        for start in range(done * batch_size, n, batch_size):
             idx = order[start:start + batch_size]
             loss = step(X[idx], y[idx])
             total += loss * (len(idx) if step._loss.reduction == "mean" else 1)
+            if saver is not None:
+                saver.step_done(model, optimizer, epoch, start // batch_size + 1, order, total, history)
         epoch_loss = total / n if step._loss.reduction == "mean" and n else total
         history["loss"].append(epoch_loss)
         postfix = {"loss": f"{epoch_loss:.4f}"}
@@ -225,6 +249,9 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             if val_acc is not None:
                 history["val_accuracy"].append(val_acc)
                 postfix["val_acc"] = f"{val_acc:.4f}"
+        if saver is not None:
+            saver.epoch_done(model, optimizer, epoch, history)
+        order, done = None, 0
         if bar is not None:
             bar.set_postfix(postfix)
             bar.update(1)
