@@ -130,3 +130,30 @@ def test_sgd_step_matches_hand_computation(backend):
         lin.bias.grad = np.ones(1)
         opt.step()
         np.testing.assert_allclose(lin.weight.data, expected_w, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_subnormal_state_is_flushed_to_zero(backend, dtype):
+    """A decaying moment that would go subnormal is stored as +0 (every
+    backend alike; csrc/optim/flush.h says why); normal values and NaN are
+    left alone."""
+    from fusedprop import nn as fnn
+
+    tiny = np.finfo(dtype).tiny
+    values = np.array([tiny * 0.5, -tiny * 0.25, tiny * 4, -tiny * 4, np.nan, 1e30, 1.0, 0.0], dtype)
+    for make in (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.5), lambda ps: optim.Adam(ps, lr=0.1)):
+        p = fnn.Parameter(np.ones_like(values))
+        opt = make([p])
+        p.grad = np.ones_like(values)
+        opt.step()  # creates the state
+        state = {k: v for k, v in opt.state[p].items() if isinstance(v, np.ndarray)}
+        start = {name: np.abs(values) if name == "exp_avg_sq" else values for name in state}  # a square is >= 0
+        for name, v in state.items():
+            v[...] = start[name]
+        p.grad = np.zeros_like(values)
+        opt.step()
+        for name, v in state.items():
+            decayed = start[name] * dtype(0.5 if "momentum" in name else 0.9 if name == "exp_avg" else 0.999)
+            want = np.where(np.abs(decayed) < tiny, dtype(0), decayed)
+            np.testing.assert_array_equal(v, want, err_msg=name)
+            assert not np.signbit(v[np.abs(decayed) < tiny]).any(), name

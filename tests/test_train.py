@@ -189,3 +189,28 @@ def test_train_step_leaves_the_model_as_eager_training_would(backend, rng):
     _eager_step(clone, nn.MSELoss(), opt2, x, y)
     for p1, p2 in zip(model.parameters(), clone.parameters()):
         np.testing.assert_array_equal(p1.data, p2.data)
+
+
+def test_unpickled_and_memory_mapped_arrays_are_accepted(backend, tmp_path):
+    """An array that went through pickle or a memmap has a dtype equal to
+    NumPy's own but another object: the compiled step, the optimizers and the
+    Predictor compare dtypes by value."""
+    import pickle
+
+    fp.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7, dtype=np.float64), nn.ReLU(), nn.Linear(7, 3, dtype=np.float64))
+    model = pickle.loads(pickle.dumps(model))
+    rng = np.random.default_rng(0)
+    x = pickle.loads(pickle.dumps(rng.standard_normal((6, 5))))
+    y = pickle.loads(pickle.dumps(rng.integers(0, 3, 6)))
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    x_mapped = np.load(path, mmap_mode="r")
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    step = fp.TrainStep(model, nn.CrossEntropyLoss(), opt)
+    assert np.isfinite(step(x, y)) and np.isfinite(step(x_mapped, y))
+    opt.step()  # the eager update on the same unpickled parameters
+    pred = fp.Predictor(model)
+    with fp.no_grad():
+        np.testing.assert_array_equal(pred(x_mapped), model(x).numpy())
+    np.testing.assert_array_equal(fp.predict(model, x_mapped), pred(x))

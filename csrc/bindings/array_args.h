@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "math/activation.h"
@@ -80,6 +81,17 @@ inline py::array check_array(const char* fn, const char* name, py::handle obj, D
                              dtype_str(a));
     if (dtype) *dtype = num == 11 ? DType::f32 : DType::f64;
     return a;
+}
+
+// Is a's dtype T (float, double or a signed integer) in native byte order?
+// Compared by value: an unpickled or memory-mapped array carries a dtype equal
+// to NumPy's own but another object, which an identity test would refuse.
+template <class T>
+bool has_dtype(const py::array& a) {
+    const py::dtype dt = a.dtype();
+    const char kind = std::is_floating_point_v<T> ? 'f' : 'i';
+    return dt.kind() == kind && dt.itemsize() == static_cast<py::ssize_t>(sizeof(T)) &&
+           native_byte_order(dt.byteorder());
 }
 
 inline DType dtype_of(const py::array& a) { return a.dtype().num() == 11 ? DType::f32 : DType::f64; }

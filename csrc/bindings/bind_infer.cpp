@@ -69,7 +69,7 @@ const T* weight_array(const std::string& fn, py::handle obj, const std::string& 
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(fn + ": " + what + " must be a numpy.ndarray, got " + type_name(obj));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype<T>(a))
         throw py::type_error(fn + ": " + what + " must have dtype " + str_str(py::dtype::of<T>()) + ", got " +
                              dtype_str(a));
     if (!shape_equals(a, shape.data(), static_cast<py::ssize_t>(shape.size())))

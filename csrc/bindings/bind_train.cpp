@@ -36,7 +36,7 @@ T* contiguous(const py::handle& obj, const std::string& what, std::vector<index_
     if (!py::isinstance<py::array>(obj))
         throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " + type_name(obj));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype<T>(a))
         throw py::type_error("TrainStep: " + what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                              ", got " + dtype_str(a));
     const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
@@ -110,7 +110,7 @@ public:
 private:
     template <class T>
     static MatrixRef<const T> input_matrix(const py::array& x, index_t in_features) {
-        if (!x.dtype().is(py::dtype::of<T>()))
+        if (!has_dtype<T>(x))
             throw py::type_error("TrainStep: x must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                                  ", got " + std::string(py::str(x.dtype())));
         if (x.ndim() != 2 || x.shape(1) != in_features)

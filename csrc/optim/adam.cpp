@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "optim/flush.h"
+
 namespace fusedprop::optim {
 
 namespace {
@@ -30,8 +32,9 @@ void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __res
         } else {
             mi = gi - (gi - mi) * one_minus_w;
         }
+        mi = flush_subnormal(mi);
         m[i] = mi;
-        T vi = v[i] * b2 + omb2 * gi * gi;
+        T vi = flush_subnormal(v[i] * b2 + omb2 * gi * gi);
         v[i] = vi;
         if constexpr (kAmsgrad) {
             T vm = vmax[i];

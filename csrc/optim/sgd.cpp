@@ -1,5 +1,7 @@
 #include "optim/sgd.h"
 
+#include "optim/flush.h"
+
 namespace fusedprop::optim {
 
 namespace {
@@ -18,6 +20,7 @@ void sgd_loop(T* __restrict p, const T* __restrict g, T* __restrict b, std::size
             } else {
                 buf = b[i] * mom + one_minus_damp * d;
             }
+            buf = flush_subnormal(buf);
             b[i] = buf;
             if constexpr (kNesterov) {
                 d = d + mom * buf;

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from numba import njit
 
 from .optim_numpy import check_optim_arrays
@@ -17,7 +19,7 @@ __all__ = ["sgd_step", "adam_step"]
 
 
 @njit(cache=True, nogil=True)
-def _sgd_kernel(p, g, b, has_buf, lr, wd, mom, one_minus_damp, nesterov, first):
+def _sgd_kernel(p, g, b, has_buf, lr, wd, mom, one_minus_damp, nesterov, first, tiny):
     for i in range(p.size):
         d = g[i]
         if wd != 0:
@@ -27,6 +29,8 @@ def _sgd_kernel(p, g, b, has_buf, lr, wd, mom, one_minus_damp, nesterov, first):
                 buf = d
             else:
                 buf = b[i] * mom + one_minus_damp * d
+            if abs(buf) < tiny:  # subnormal state is flushed (optim_numpy.py)
+                buf = p.dtype.type(0.0)
             b[i] = buf
             if nesterov:
                 d = d + mom * buf
@@ -36,7 +40,7 @@ def _sgd_kernel(p, g, b, has_buf, lr, wd, mom, one_minus_damp, nesterov, first):
 
 
 @njit(cache=True, nogil=True)
-def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, omb2, bc2s, eps, nss):
+def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, omb2, bc2s, eps, nss, tiny):
     one_minus_w = p.dtype.type(1.0) - w
     for i in range(p.size):
         pi = p[i]
@@ -50,8 +54,12 @@ def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, 
             mi = mi + w * (gi - mi)
         else:
             mi = gi - (gi - mi) * one_minus_w
+        if abs(mi) < tiny:  # subnormal state is flushed (optim_numpy.py)
+            mi = p.dtype.type(0.0)
         m[i] = mi
         vi = v[i] * b2 + omb2 * gi * gi
+        if abs(vi) < tiny:
+            vi = p.dtype.type(0.0)
         v[i] = vi
         if amsgrad:
             vm = vmax[i]
@@ -71,7 +79,7 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     has_buf = momentum != 0
     buf = momentum_buffer.reshape(-1) if has_buf else param.reshape(-1)[:0]
     _sgd_kernel(param.reshape(-1), grad.reshape(-1), buf, has_buf, dt(lr), dt(weight_decay), dt(momentum),
-                dt(1 - dampening), bool(nesterov), bool(first_step))
+                dt(1 - dampening), bool(nesterov), bool(first_step), dt(np.finfo(dt).tiny))
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
@@ -93,4 +101,4 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else flat[:0]
     _adam_kernel(flat, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, amsgrad, mode,
                  dt(decay), dt(w), abs(w) < 0.5, dt(beta2), dt(1 - beta2), dt(math.sqrt(bc2)), dt(eps),
-                 dt(-(lr / bc1)))
+                 dt(-(lr / bc1)), dt(np.finfo(dt).tiny))
