@@ -35,7 +35,7 @@
 
 namespace fusedprop::gemm {
 
-enum class Isa : int { reference = 0, avx2 = 1 };
+enum class Isa : int { reference = 0, avx2 = 1, avx512 = 2 };
 
 struct BlockSizes {
     int mr, nr;      // register tile: the microkernel computes MR x NR of C
@@ -55,6 +55,7 @@ inline constexpr Config kConfigs[] = {
     //  isa            name          f32 {mr, nr, mc,  kc,  nc,   nb}  f64 {mr, nr, mc, kc,  nc,   nb}
     {Isa::reference, "reference", {4, 8, 128, 256, 4096, 8}, {4, 8, 96, 256, 4096, 8}},
     {Isa::avx2, "avx2", {6, 16, 48, 320, 2048, 256}, {6, 8, 48, 256, 1024, 128}},
+    {Isa::avx512, "avx512", {12, 32, 48, 384, 2048, 256}, {12, 16, 48, 256, 1024, 128}},
 };
 
 constexpr const Config& config_for(Isa isa) { return kConfigs[static_cast<int>(isa)]; }
@@ -67,8 +68,8 @@ template <>
 constexpr const BlockSizes& blocks_for<double>(const Config& c) { return c.f64; }
 
 // Largest register tile any kernel uses: sizes the edge-tile scratch.
-inline constexpr int kMaxMR = 8;
-inline constexpr int kMaxNR = 16;
+inline constexpr int kMaxMR = 12;
+inline constexpr int kMaxNR = 32;
 
 // Below this many flops (2 m n k) a GEMM stays on the calling thread: waking
 // the pool costs more than it saves. Measured on the machine above.
