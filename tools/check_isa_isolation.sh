@@ -12,7 +12,9 @@
 # Builds _core with CMake in a temporary folder, then for every *_avx2*.o
 # and *_avx512*.o lists its weak symbols (nm types W, V, u), disassembles
 # those with VEX/EVEX instructions (objdump mnemonics starting with "v") and
-# fails on any that some object of a narrower ISA defines too, printing them.
+# fails on any that some object of a narrower ISA defines too, printing them;
+# also on an AVX2/AVX-512 object with a static initialiser (it would run at
+# import, before the CPU check).
 #
 # Usage: tools/check_isa_isolation.sh [existing build dir to reuse]
 # Needs: python with pybind11, cmake, ninja (pip install pybind11 cmake ninja),
@@ -87,6 +89,13 @@ for wide, narrow in ((avx2, base), (avx512, base + avx2)):
         shared = weak(o) & narrow_weak.keys()
         for s in sorted(shared & vex_functions(o)):
             bad.append((os.path.basename(o), s, narrow_weak[s]))
+
+# A dynamic initialiser in an ISA object (a kernel table that is not a
+# constant expression) runs at import on every CPU, before any check.
+for o in avx2 + avx512:
+    sections = subprocess.run(["objdump", "-h", o], check=True, capture_output=True, text=True).stdout
+    if ".init_array" in sections or ".ctors" in sections:
+        bad.append((os.path.basename(o), "(static initialiser)", ["runs at load time, on any CPU"]))
 
 names = {}
 if bad:
