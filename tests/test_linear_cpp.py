@@ -104,7 +104,7 @@ SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6, 12}, NR in 
     ((12,), 384, 32),  # AVX-512: one f32 tile, k = KC
     ((11,), 385, 33),  # rows below MR = 12, a column past NR = 32, k = KC + 1 (f32)
     ((27,), 500, 31),  # 2 MR + 3 rows, n below NR, two K blocks (f32 KC = 384)
-    ((2,), 96, 65),  # a 2-row panel, 2 NR + 1 columns
+    ((14,), 96, 65),  # a last row panel of 2 rows (MR = 12), 2 NR + 1 columns
 ]
 
 
