@@ -40,7 +40,7 @@ def _gemm_isas() -> tuple:
 
 @pytest.fixture(params=_gemm_isas())
 def isa(request):
-    """Runs the test once per GEMM kernel this CPU can run (avx2, reference)."""
+    """Runs the test once per GEMM kernel this CPU can run (avx512, avx2, reference)."""
     core = fp.backends.core_module()
     previous = core.gemm_kernel_info()["isa"]
     core._set_isa(request.param)

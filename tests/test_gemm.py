@@ -248,14 +248,30 @@ def test_kernel_info_and_cpu_info():
     info = _core.gemm_kernel_info()
     for key in ("isa", "gemm_f32_tile", "gemm_f64_tile", "gemm_f32_blocks", "gemm_f64_blocks"):
         assert key in info
-    assert info["isa"] in ("avx2", "reference")
+    assert info["isa"] in ("avx512", "avx2", "reference")
     mr, nr = map(int, info["gemm_f32_tile"].split("x"))
     assert (mr, nr) == (info["gemm_f32_blocks"]["mr"], info["gemm_f32_blocks"]["nr"])
     assert fp.cpu_info()["isa"] == info["isa"]
     features = _core.cpu_features()
     if features["avx2"] and features["fma"]:
         assert "avx2" in _core._available_isas()
+    if all(features[f] for f in ("avx512f", "avx512dq", "avx512bw", "avx512vl", "avx2", "fma")):
+        assert "avx512" in _core._available_isas()
     assert "reference" in _core._available_isas()
+
+
+def test_default_isa_is_the_widest_available():
+    code = "from fusedprop import _core; print(_core.gemm_kernel_info()['isa'])"
+    env = {k: v for k, v in os.environ.items() if k != "FUSEDPROP_ISA"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
+    assert out.stdout.strip() == _core._available_isas()[-1]  # listed narrowest first
+
+
+def test_fma_peak_follows_the_active_isa(isa):
+    expected = {"avx512": "avx512f+fma", "avx2": "avx2+fma", "reference": "portable"}[isa]
+    assert _core.fma_peak_isa() == expected
+    assert _core.measure_peak_gflops("float32", 1, 0.01) > 0
 
 
 def test_set_isa_rejects_unknown():
@@ -263,12 +279,15 @@ def test_set_isa_rejects_unknown():
         _core._set_isa("sse9")
 
 
-def test_env_forces_reference():
-    code = "from fusedprop import _core; print(_core.gemm_kernel_info()['isa'])"
-    env = dict(os.environ, FUSEDPROP_ISA="reference")
+@pytest.mark.parametrize("forced", _core._available_isas())
+def test_env_forces_isa(forced):
+    """FUSEDPROP_ISA picks the kernels (and the peak loop) of any available ISA."""
+    code = "from fusedprop import _core; print(_core.gemm_kernel_info()['isa'], _core.fma_peak_isa())"
+    env = dict(os.environ, FUSEDPROP_ISA=forced)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
-    assert out.stdout.strip() == "reference"
+    peak = {"avx512": "avx512f+fma", "avx2": "avx2+fma", "reference": "portable"}[forced]
+    assert out.stdout.split() == [forced, peak]
 
 
 # -------------------------------------------------------------------- errors

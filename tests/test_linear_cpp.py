@@ -89,7 +89,7 @@ def check_backward(x, w, saved, act, gy, slope=0.01, needs_input_grad=True):
 
 # ---------------------------------------------------------------- the grid
 
-SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 16}, KC in {256, 320}
+SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6, 12}, NR in {8, 16, 32}, KC in {256, 320, 384}
     ((1,), 1, 1),
     ((5,), 17, 3),
     ((6,), 16, 16),
@@ -101,6 +101,10 @@ SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6}, NR in {8, 
     ((11,), 321, 24),
     ((4,), 410, 5),  # two K blocks at KC = 256 and at 320
     ((8,), 102, 20),  # a last row panel of 2 rows
+    ((12,), 384, 32),  # AVX-512: one f32 tile, k = KC
+    ((11,), 385, 33),  # rows below MR = 12, a column past NR = 32, k = KC + 1 (f32)
+    ((27,), 500, 31),  # 2 MR + 3 rows, n below NR, two K blocks (f32 KC = 384)
+    ((14,), 96, 65),  # a last row panel of 2 rows (MR = 12), 2 NR + 1 columns
 ]
 
 

@@ -4,12 +4,17 @@
 # definition, with VEX-encoded instructions, of an inline function or
 # template instance that non-AVX2 code also defines: the linker keeps one
 # copy of each, possibly the AVX2 one, and portable code would then execute
-# AVX2 instructions on any CPU (SIGILL where AVX2 is missing).
+# AVX2 instructions on any CPU (SIGILL where AVX2 is missing). Likewise an
+# AVX-512 translation unit (AVX512_SOURCES, -mavx512f ...) against both the
+# baseline and the AVX2 objects: its copy of an AVX2 inline function may be
+# EVEX-encoded (ZMM/opmask/xmm16-31), which an AVX2-only CPU cannot run.
 #
 # Builds _core with CMake in a temporary folder, then for every *_avx2*.o
-# lists its weak symbols (nm types W, V, u), disassembles those with VEX
-# instructions (objdump mnemonics starting with "v") and fails on any that
-# some non-AVX2 object defines too, printing them.
+# and *_avx512*.o lists its weak symbols (nm types W, V, u), disassembles
+# those with VEX/EVEX instructions (objdump mnemonics starting with "v") and
+# fails on any that some object of a narrower ISA defines too, printing them;
+# also on an AVX2/AVX-512 object with a static initialiser (it would run at
+# import, before the CPU check).
 #
 # Usage: tools/check_isa_isolation.sh [existing build dir to reuse]
 # Needs: python with pybind11, cmake, ninja (pip install pybind11 cmake ninja),
@@ -43,10 +48,12 @@ import os, re, subprocess, sys
 build = sys.argv[1]
 objs = sorted(os.path.join(d, f) for d, _, fs in os.walk(build) for f in fs
               if f.endswith(".o") and "CMakeFiles" in d and "_core" in d)
+avx512 = [o for o in objs if "_avx512" in os.path.basename(o)]
 avx2 = [o for o in objs if "_avx2" in os.path.basename(o)]
-base = [o for o in objs if o not in avx2]
-if not avx2 or not base:
-    sys.exit(f"check_isa_isolation: no objects found under {build} (avx2: {len(avx2)}, other: {len(base)})")
+base = [o for o in objs if o not in avx2 and o not in avx512]
+if not avx2 or not base:  # (no AVX-512 objects when the compiler lacks the flags)
+    sys.exit(f"check_isa_isolation: no objects found under {build} "
+             f"(avx512: {len(avx512)}, avx2: {len(avx2)}, other: {len(base)})")
 
 def weak(obj):
     out = subprocess.run(["nm", "--defined-only", obj], check=True, capture_output=True, text=True).stdout
@@ -67,25 +74,37 @@ def vex_functions(obj):
             found.add(sym)
     return found
 
-base_weak = {}
-for o in base:
-    for s in weak(o):
-        base_weak.setdefault(s, []).append(os.path.basename(o))
+def weak_in(objects):
+    found = {}
+    for o in objects:
+        for s in weak(o):
+            found.setdefault(s, []).append(os.path.basename(o))
+    return found
 
 bad = []
-for o in avx2:
-    shared = weak(o) & base_weak.keys()
-    for s in sorted(shared & vex_functions(o)):
-        bad.append((os.path.basename(o), s, base_weak[s]))
+# (wider objects, the narrower objects they must share no vector code with)
+for wide, narrow in ((avx2, base), (avx512, base + avx2)):
+    narrow_weak = weak_in(narrow)
+    for o in wide:
+        shared = weak(o) & narrow_weak.keys()
+        for s in sorted(shared & vex_functions(o)):
+            bad.append((os.path.basename(o), s, narrow_weak[s]))
+
+# A dynamic initialiser in an ISA object (a kernel table that is not a
+# constant expression) runs at import on every CPU, before any check.
+for o in avx2 + avx512:
+    sections = subprocess.run(["objdump", "-h", o], check=True, capture_output=True, text=True).stdout
+    if ".init_array" in sections or ".ctors" in sections:
+        bad.append((os.path.basename(o), "(static initialiser)", ["runs at load time, on any CPU"]))
 
 names = {}
 if bad:
     out = subprocess.run(["c++filt"], input="\n".join(s for _, s, _ in bad), capture_output=True, text=True).stdout
     names = dict(zip((s for _, s, _ in bad), out.splitlines()))
-print(f"check_isa_isolation: {len(avx2)} AVX2 objects, {len(base)} baseline objects")
+print(f"check_isa_isolation: {len(avx512)} AVX-512 objects, {len(avx2)} AVX2 objects, {len(base)} baseline objects")
 for o, s, others in bad:
     print(f"  {o}: {names.get(s, s)}  [{s}] also weak in {', '.join(sorted(others))}")
 if bad:
-    sys.exit(f"check_isa_isolation: FAIL, {len(bad)} weak symbol(s) with AVX2 code shared with baseline objects")
-print("check_isa_isolation: OK, no weak symbol with AVX2 code is shared with baseline code")
+    sys.exit(f"check_isa_isolation: FAIL, {len(bad)} weak symbol(s) with vector code shared with objects of a narrower ISA")
+print("check_isa_isolation: OK, no weak symbol with AVX2 or AVX-512 code is shared with code of a narrower ISA")
 PY

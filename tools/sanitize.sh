@@ -22,6 +22,9 @@ cmake -S . -B "$work/build" -G Ninja \
 cmake --build "$work/build" -j 2
 
 cp -r python/fusedprop "$work/fusedprop"
+# A _core*.so in the worktree may be a symlink to another build: copying onto
+# it would overwrite that build's module with the sanitized one.
+rm -f "$work"/fusedprop/_core*.so
 cp "$work"/build/_core*.so "$work/fusedprop/"
 
 # Python itself is not instrumented: preload the runtime, and leave leak

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "gemm/dispatch.h"
 #include "runtime/fma_peak.h"
 #include "runtime/read_bandwidth.h"
 
@@ -31,7 +32,8 @@ void register_bench(py::module_& m) {
             if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 60))
                 throw py::value_error("measure_peak_gflops: seconds must be in (0, 60], got " + std::to_string(seconds));
             py::gil_scoped_release release;
-            return runtime::measure_peak_gflops(f64, threads, seconds);
+            // the peak of the ISA the GEMM kernels use now
+            return runtime::measure_peak_gflops(f64, threads, seconds, gemm::active_isa());
         },
         py::arg("dtype"), py::arg("threads"), py::arg("seconds"),
         "Peak GFLOP/s of a register-only FMA loop on `threads` threads (sum of per-thread rates), "
@@ -50,7 +52,9 @@ void register_bench(py::module_& m) {
         },
         py::arg("bytes"), py::arg("seconds"),
         "GB/s at which one thread reads a buffer of `bytes` over and over for about `seconds`.");
-    m.def("fma_peak_isa", &runtime::fma_peak_isa, "Which peak loop runs here: 'avx2+fma' or 'portable'.");
+    m.def(
+        "fma_peak_isa", [] { return runtime::fma_peak_isa(gemm::active_isa()); },
+        "Which peak loop runs here, that of the GEMM kernels in use: 'avx512f+fma', 'avx2+fma' or 'portable'.");
 }
 
 }  // namespace fusedprop::bindings

@@ -118,8 +118,8 @@ void register_gemm(py::module_& m) {
     m.def("_set_skinny_max_rows", &gemm::set_skinny_max_rows, py::arg("rows"));
     m.def("_available_isas", [] {
         py::list l;
-        for (auto [isa, name] : {std::pair{gemm::Isa::reference, "reference"}, std::pair{gemm::Isa::avx2, "avx2"}})
-            if (gemm::isa_available(isa)) l.append(name);
+        for (const gemm::Config& c : gemm::kConfigs)
+            if (gemm::isa_available(c.isa)) l.append(c.name);
         return l;
     });
 }

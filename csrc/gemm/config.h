@@ -1,6 +1,7 @@
 // Every GEMM block size in one table: register tile (MR x NR) and cache
-// blocks (MC, KC, NC, NB) per dtype and ISA. Tuned on AMD EPYC Zen 3 (32 KiB
-// L1d, 512 KiB L2 per core, 32 MiB L3):
+// blocks (MC, KC, NC, NB) per dtype and ISA. The reference and AVX2 rows were
+// tuned on AMD EPYC Zen 3 (32 KiB L1d, 512 KiB L2 per core, 32 MiB L3); the
+// AVX-512 row on Intel Sapphire Rapids (below the table):
 //
 //   KC: a KC x NR micro-panel of packed B and an MR x KC micro-panel of A
 //       stay in L1 while the microkernel runs (f32: 20 KiB + 7.5 KiB at
@@ -27,7 +28,10 @@
 // Determinism: KC and k fix the order in which each C element is summed (one
 // FMA chain per K block, blocks added in order; driver.cpp's k_block() evens
 // the blocks out), and m mod MR decides which rows fall in the last, partial
-// row panel, whose AVX2 kernels for 1-3 rows use 2-4 chains (ukernel_avx2.h).
+// row panel, whose AVX2 kernels for 1-3 rows use 2-4 chains (ukernel_avx2.h)
+// and AVX-512 kernels for 1-3 rows 2-4 chains (ukernel_avx512.h: a shape-only
+// choice). Each ISA sums in its own order: the bits differ between ISAs,
+// never between thread counts.
 // MC, NC, NB and the thread split never change it, so results are bitwise
 // identical for every thread count. Changing KC changes the rounding, which
 // is fine, but do it here only.
@@ -35,7 +39,7 @@
 
 namespace fusedprop::gemm {
 
-enum class Isa : int { reference = 0, avx2 = 1 };
+enum class Isa : int { reference = 0, avx2 = 1, avx512 = 2 };
 
 struct BlockSizes {
     int mr, nr;      // register tile: the microkernel computes MR x NR of C
@@ -50,11 +54,29 @@ struct Config {
     BlockSizes f64;
 };
 
+// The AVX-512 row, measured on a 2-core Sapphire Rapids VM (48 KiB L1d,
+// 2 MiB L2 per core; two 512-bit FMA pipes, latency 4: about 220 GFLOP/s f32
+// per core, twice the YMM rate):
+//   tile: f32 12x32, 8x48 and 6x64 (24 accumulators each) ran the k loop at
+//       the same 180-185 GFLOP/s on L1/L2-resident panels (14x32 spills);
+//       12 x 2 vectors was kept for its NR (n = 256, 784, 1024 are multiples
+//       of 16/32, not of 48; small n pads less than at 64) and one MR (12)
+//       for both dtypes. f64 12x16 likewise (8x24, 6x32: same rate).
+//   MC: 144 (A block 216 KiB f32, 288 KiB f64 in the 2 MiB L2): at 2048 f32
+//       +5-6% over 48 (160 -> 170 GFLOP/s), 1024 +4%, 512 equal; f64 2048
+//       +5%. 288 no better. 144 is also kRowSplitMinRows.
+//   KC: f32 256, 320, 384, 512 within 2-3% of each other (noise on a shared
+//       machine); 384 keeps the A micro-panel (18 KiB) and a B micro-panel
+//       (48 KiB, streamed) near L1. f64 192-384 equal within noise: 256.
+//   NB, NC: 128-1024 and NC 2048-4096 changed nothing measurable; kept the
+//       AVX2 row's values (NB f32 256 = 8 micro-panels, f64 128).
+
 // The table. One row per ISA.
 inline constexpr Config kConfigs[] = {
     //  isa            name          f32 {mr, nr, mc,  kc,  nc,   nb}  f64 {mr, nr, mc, kc,  nc,   nb}
     {Isa::reference, "reference", {4, 8, 128, 256, 4096, 8}, {4, 8, 96, 256, 4096, 8}},
     {Isa::avx2, "avx2", {6, 16, 48, 320, 2048, 256}, {6, 8, 48, 256, 1024, 128}},
+    {Isa::avx512, "avx512", {12, 32, 144, 384, 2048, 256}, {12, 16, 144, 256, 1024, 128}},
 };
 
 constexpr const Config& config_for(Isa isa) { return kConfigs[static_cast<int>(isa)]; }
@@ -67,8 +89,8 @@ template <>
 constexpr const BlockSizes& blocks_for<double>(const Config& c) { return c.f64; }
 
 // Largest register tile any kernel uses: sizes the edge-tile scratch.
-inline constexpr int kMaxMR = 8;
-inline constexpr int kMaxNR = 16;
+inline constexpr int kMaxMR = 12;
+inline constexpr int kMaxNR = 32;
 
 // Below this many flops (2 m n k) a GEMM stays on the calling thread: waking
 // the pool costs more than it saves. Measured on the machine above.

@@ -1,5 +1,6 @@
 // Kernel selection. Compiled with baseline flags: it must run on any CPU,
-// since it decides whether the AVX2 translation units may be entered.
+// since it decides whether the AVX2 and AVX-512 translation units may be
+// entered.
 #include "dispatch.h"
 
 #include <atomic>
@@ -13,16 +14,22 @@ namespace {
 
 // Mutable copies of config.h's table: tuning tools may override block sizes
 // at run time (set_block_sizes); everyone else sees the table's values.
-Config g_configs[] = {config_for(Isa::reference), config_for(Isa::avx2)};
+Config g_configs[] = {config_for(Isa::reference), config_for(Isa::avx2), config_for(Isa::avx512)};
 
 const KernelSet kReference = {&g_configs[0], &kUkernelF32Ref, &kUkernelF64Ref};
 #if defined(FUSEDPROP_HAVE_AVX2)
 const KernelSet kAvx2 = {&g_configs[1], &kUkernelF32Avx2, &kUkernelF64Avx2};
 #endif
+#if defined(FUSEDPROP_HAVE_AVX512)
+const KernelSet kAvx512 = {&g_configs[2], &kUkernelF32Avx512, &kUkernelF64Avx512};
+#endif
 
 const KernelSet* kernels_for(Isa isa) {
 #if defined(FUSEDPROP_HAVE_AVX2)
     if (isa == Isa::avx2) return &kAvx2;
+#endif
+#if defined(FUSEDPROP_HAVE_AVX512)
+    if (isa == Isa::avx512) return &kAvx512;
 #endif
     if (isa == Isa::reference) return &kReference;
     return nullptr;
@@ -32,6 +39,7 @@ bool parse_isa(const char* name, Isa* out) {
     if (name == nullptr) return false;
     if (std::strcmp(name, "reference") == 0) { *out = Isa::reference; return true; }
     if (std::strcmp(name, "avx2") == 0) { *out = Isa::avx2; return true; }
+    if (std::strcmp(name, "avx512") == 0) { *out = Isa::avx512; return true; }
     return false;
 }
 
@@ -39,6 +47,7 @@ const KernelSet* choose_at_startup() {
     Isa requested;
     if (parse_isa(std::getenv("FUSEDPROP_ISA"), &requested) && isa_available(requested))
         return kernels_for(requested);
+    if (isa_available(Isa::avx512)) return kernels_for(Isa::avx512);
     if (isa_available(Isa::avx2)) return kernels_for(Isa::avx2);
     return &kReference;
 }
@@ -51,6 +60,11 @@ bool isa_available(Isa isa) {
     if (isa == Isa::reference) return true;
     if (kernels_for(isa) == nullptr) return false;  // not compiled in
     const auto& f = runtime::cpu_features();
+    // avx512f etc. are only set when the OS saves opmask and ZMM state
+    // (XCR0 bits 5-7, runtime/cpu_features.cpp). AVX-512 kernels also call
+    // the AVX2 activations and packers, hence avx2 && fma.
+    if (isa == Isa::avx512)
+        return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma;
     return isa == Isa::avx2 && f.avx2 && f.fma;
 }
 

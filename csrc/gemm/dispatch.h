@@ -1,6 +1,8 @@
-// Which kernels run: chosen once from runtime::cpu_features() (AVX2 and FMA
-// -> the AVX2 kernels, else the portable reference), unless FUSEDPROP_ISA
-// says "reference" (or "avx2"). set_isa() switches at run time (tests use it
+// Which kernels run: chosen once from runtime::cpu_features() (AVX-512
+// F/DQ/BW/VL with OS support for ZMM state -> the AVX-512 kernels, else AVX2
+// and FMA -> the AVX2 kernels, else the portable reference), unless
+// FUSEDPROP_ISA says "reference", "avx2" or "avx512" (ignored when that ISA
+// is not available here). set_isa() switches at run time (tests use it
 // to cover both paths in one process); don't call it while GEMMs run.
 #pragma once
 
@@ -24,7 +26,7 @@ inline const UkernelTable<float>& active_table<float>() { return *active_kernels
 template <>
 inline const UkernelTable<double>& active_table<double>() { return *active_kernels().f64; }
 
-// "avx2" or "reference".
+// "avx512", "avx2" or "reference".
 const char* active_isa();
 Isa active_isa_id();
 

@@ -14,21 +14,39 @@ void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float*
 void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst);
 void pack_a_panel_f32x6_avx2(const float* src, index_t rs, index_t kc, float* dst);
 void pack_a_panel_f64x6_avx2(const double* src, index_t rs, index_t kc, double* dst);
+// for the AVX-512 tiles (12 x 32 f32, 12 x 16 f64); AVX2 code, which every
+// AVX-512 CPU runs
+void pack_b_panel_t_f32x32_avx2(const float* src, index_t cs, index_t kc, float* dst);
+void pack_b_panel_t_f64x16_avx2(const double* src, index_t cs, index_t kc, double* dst);
+void pack_a_panel_f32x12_avx2(const float* src, index_t rs, index_t kc, float* dst);
+void pack_a_panel_f64x12_avx2(const double* src, index_t rs, index_t kc, double* dst);
 #endif
 
 namespace {
+
+#if defined(FUSEDPROP_HAVE_AVX2)
+// The AVX2 packers may run: the AVX2 or the AVX-512 kernels are active (both
+// imply a CPU with AVX2; the reference kernels may run where it has none).
+bool simd_packing() { return active_isa_id() != Isa::reference; }
+#endif
 
 // A full micro-panel of a transposed B (unit row stride): the AVX2
 // transposes where they apply. True if it packed the panel.
 template <class T, int NR>
 bool pack_b_panel_fast(const T* src, index_t rs, index_t cs, index_t cols, index_t kc, T* dst) {
 #if defined(FUSEDPROP_HAVE_AVX2)
-    if (cols != NR || rs != 1 || cs == 1 || active_isa_id() != Isa::avx2) return false;
+    if (cols != NR || rs != 1 || cs == 1 || !simd_packing()) return false;
     if constexpr (std::is_same_v<T, float> && NR == 16) {
         pack_b_panel_t_f32x16_avx2(src, cs, kc, dst);
         return true;
+    } else if constexpr (std::is_same_v<T, float> && NR == 32) {
+        pack_b_panel_t_f32x32_avx2(src, cs, kc, dst);
+        return true;
     } else if constexpr (std::is_same_v<T, double> && NR == 8) {
         pack_b_panel_t_f64x8_avx2(src, cs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && NR == 16) {
+        pack_b_panel_t_f64x16_avx2(src, cs, kc, dst);
         return true;
     }
 #endif
@@ -40,12 +58,18 @@ bool pack_b_panel_fast(const T* src, index_t rs, index_t cs, index_t cols, index
 template <class T, int MR>
 bool pack_a_panel_fast(const T* src, index_t rs, index_t cs, index_t rows, index_t kc, T* dst) {
 #if defined(FUSEDPROP_HAVE_AVX2)
-    if (rows != MR || cs != 1 || rs == 1 || active_isa_id() != Isa::avx2) return false;
+    if (rows != MR || cs != 1 || rs == 1 || !simd_packing()) return false;
     if constexpr (std::is_same_v<T, float> && MR == 6) {
         pack_a_panel_f32x6_avx2(src, rs, kc, dst);
         return true;
     } else if constexpr (std::is_same_v<T, double> && MR == 6) {
         pack_a_panel_f64x6_avx2(src, rs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, float> && MR == 12) {
+        pack_a_panel_f32x12_avx2(src, rs, kc, dst);
+        return true;
+    } else if constexpr (std::is_same_v<T, double> && MR == 12) {
+        pack_a_panel_f64x12_avx2(src, rs, kc, dst);
         return true;
     }
 #endif
@@ -106,6 +130,7 @@ void pack_a(MatrixRef<const T> a, int mr, T* dst) {
         case 4: return pack_a_mr<T, 4>(a, dst);
         case 6: return pack_a_mr<T, 6>(a, dst);
         case 8: return pack_a_mr<T, 8>(a, dst);
+        case 12: return pack_a_mr<T, 12>(a, dst);
     }
     throw std::logic_error("pack_a: no packing routine for this MR");
 }
@@ -115,6 +140,7 @@ void pack_b(MatrixRef<const T> b, int nr, T* dst, index_t panel_stride) {
     switch (nr) {
         case 8: return pack_b_nr<T, 8>(b, dst, panel_stride);
         case 16: return pack_b_nr<T, 16>(b, dst, panel_stride);
+        case 32: return pack_b_nr<T, 32>(b, dst, panel_stride);
     }
     throw std::logic_error("pack_b: no packing routine for this NR");
 }

@@ -3,7 +3,8 @@
 // micro-panels from a row-major A (each row contiguous in k). The scalar
 // walk of pack.h moves one element at a time; here register transposes move
 // whole vectors. Same result, bit for bit.
-// Compiled with -mavx2 -mfma; called only when the AVX2 kernels are active.
+// Compiled with -mavx2 -mfma; called when the AVX2 or the AVX-512 kernels are
+// active (an AVX-512 CPU has AVX2; the panels' widths are parameters).
 #include <immintrin.h>
 
 #include "pack.h"
@@ -12,7 +13,7 @@ namespace fusedprop::gemm {
 namespace {
 
 // The 8 x 8 block of floats at src (row i at src + i * stride; rows R..7
-// read as zeros) transposed: out[c] holds column c, rows 0..7.
+// read as zeros, never touched) transposed: out[c] holds column c, rows 0..7.
 //
 // Each register starts as two 128-bit halves loaded straight from rows i and
 // i + 4 (the load ports do the cross-lane move), so only the in-lane 4 x 4
@@ -20,7 +21,7 @@ namespace {
 // permute2f128 sequence needs 24 on the two shuffle pipes.
 template <int R>
 inline void load_transpose8(const float* src, index_t stride, __m256 (&out)[8]) {
-    static_assert(R >= 5 && R <= 8, "rows 0..4 are always read");
+    static_assert(R >= 1 && R <= 8, "1..8 rows");
     auto rows = [&](int i, index_t col) {  // [row i | row i+4], 4 columns from col
         const __m128 lo = i < R ? _mm_loadu_ps(src + i * stride + col) : _mm_setzero_ps();
         const __m128 hi = i + 4 < R ? _mm_loadu_ps(src + (i + 4) * stride + col) : _mm_setzero_ps();
@@ -46,35 +47,51 @@ inline __m256d rows_2apart(const double* src, index_t stride, int i) {
 
 }  // namespace
 
-// One full kc x 16 panel: column j of the panel is src + j * cs (contiguous in k).
-void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float* dst) {
+// One full kc x NR panel (NR = 16 or 32): column j of the panel is src + j * cs
+// (contiguous in k).
+template <int NR>
+void pack_b_panel_t_f32(const float* src, index_t cs, index_t kc, float* dst) {
     index_t p = 0;
     for (; p + 8 <= kc; p += 8) {
-        for (int h = 0; h < 2; ++h) {  // columns 8h .. 8h+7 of the panel
+        for (int h = 0; h < NR / 8; ++h) {  // columns 8h .. 8h+7 of the panel
             __m256 col[8];
             load_transpose8<8>(src + (8 * h) * cs + p, cs, col);
-            float* d = dst + p * 16 + 8 * h;
-            for (int c = 0; c < 8; ++c) _mm256_store_ps(d + c * 16, col[c]);
+            float* d = dst + p * NR + 8 * h;
+            for (int c = 0; c < 8; ++c) _mm256_store_ps(d + c * NR, col[c]);
         }
     }
     for (; p < kc; ++p)
-        for (int j = 0; j < 16; ++j) dst[p * 16 + j] = src[j * cs + p];
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * cs + p];
+}
+void pack_b_panel_t_f32x16_avx2(const float* src, index_t cs, index_t kc, float* dst) {
+    pack_b_panel_t_f32<16>(src, cs, kc, dst);
+}
+void pack_b_panel_t_f32x32_avx2(const float* src, index_t cs, index_t kc, float* dst) {
+    pack_b_panel_t_f32<32>(src, cs, kc, dst);
 }
 
 // One full kc x 8 panel of doubles, 2 k at a time: unpacking [row 0 | row 2]
 // with [row 1 | row 3] gives 4 columns of a k directly (2 shuffles per 2 k).
-void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst) {
+// (NR = 8 or 16.)
+template <int NR>
+void pack_b_panel_t_f64(const double* src, index_t cs, index_t kc, double* dst) {
     index_t p = 0;
     for (; p + 2 <= kc; p += 2) {
-        for (int h = 0; h < 2; ++h) {  // columns 4h .. 4h+3 of the panel
+        for (int h = 0; h < NR / 4; ++h) {  // columns 4h .. 4h+3 of the panel
             const double* s = src + (4 * h) * cs + p;
             const __m256d r02 = rows_2apart(s, cs, 0), r13 = rows_2apart(s, cs, 1);
-            _mm256_store_pd(dst + p * 8 + 4 * h, _mm256_unpacklo_pd(r02, r13));
-            _mm256_store_pd(dst + (p + 1) * 8 + 4 * h, _mm256_unpackhi_pd(r02, r13));
+            _mm256_store_pd(dst + p * NR + 4 * h, _mm256_unpacklo_pd(r02, r13));
+            _mm256_store_pd(dst + (p + 1) * NR + 4 * h, _mm256_unpackhi_pd(r02, r13));
         }
     }
     for (; p < kc; ++p)
-        for (int j = 0; j < 8; ++j) dst[p * 8 + j] = src[j * cs + p];
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * cs + p];
+}
+void pack_b_panel_t_f64x8_avx2(const double* src, index_t cs, index_t kc, double* dst) {
+    pack_b_panel_t_f64<8>(src, cs, kc, dst);
+}
+void pack_b_panel_t_f64x16_avx2(const double* src, index_t cs, index_t kc, double* dst) {
+    pack_b_panel_t_f64<16>(src, cs, kc, dst);
 }
 
 // One full 6 x kc micro-panel of a row-major A (unit column stride): 8 k at
@@ -113,6 +130,41 @@ void pack_a_panel_f64x6_avx2(const double* src, index_t rs, index_t kc, double* 
     }
     for (; p < kc; ++p)
         for (int i = 0; i < 6; ++i) dst[p * 6 + i] = src[i * rs + p];
+}
+
+// One full 12 x kc micro-panel of a row-major A (the AVX-512 tiles' MR): 8 k
+// at a time, rows 0-7 and rows 8-11 transposed in registers; exact stores
+// (8 + 4 floats per k), nothing written past the panel.
+void pack_a_panel_f32x12_avx2(const float* src, index_t rs, index_t kc, float* dst) {
+    index_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 top[8], bottom[8];
+        load_transpose8<8>(src + p, rs, top);
+        load_transpose8<4>(src + 8 * rs + p, rs, bottom);  // lanes 4..7 are zeros
+        float* d = dst + p * 12;
+        for (int c = 0; c < 8; ++c) {
+            _mm256_storeu_ps(d + c * 12, top[c]);
+            _mm_storeu_ps(d + c * 12 + 8, _mm256_castps256_ps128(bottom[c]));
+        }
+    }
+    for (; p < kc; ++p)
+        for (int i = 0; i < 12; ++i) dst[p * 12 + i] = src[i * rs + p];
+}
+
+// The same for doubles, 2 k at a time, rows in groups of 4 as in the B panel.
+void pack_a_panel_f64x12_avx2(const double* src, index_t rs, index_t kc, double* dst) {
+    index_t p = 0;
+    for (; p + 2 <= kc; p += 2) {
+        double* d = dst + p * 12;
+        for (int g = 0; g < 3; ++g) {  // rows 4g .. 4g+3
+            const double* s = src + 4 * g * rs + p;
+            const __m256d r02 = rows_2apart(s, rs, 0), r13 = rows_2apart(s, rs, 1);
+            _mm256_storeu_pd(d + 4 * g, _mm256_unpacklo_pd(r02, r13));
+            _mm256_storeu_pd(d + 12 + 4 * g, _mm256_unpackhi_pd(r02, r13));
+        }
+    }
+    for (; p < kc; ++p)
+        for (int i = 0; i < 12; ++i) dst[p * 12 + i] = src[i * rs + p];
 }
 
 }  // namespace fusedprop::gemm

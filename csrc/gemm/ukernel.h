@@ -27,8 +27,8 @@
 // except for a tile short of rows only, which a row kernel (below) writes
 // straight into C.
 // Packed buffers are 64-byte aligned and every B micro-panel row is
-// NR*sizeof(T) bytes (a multiple of 32 for the AVX2 tiles), so B loads are
-// aligned.
+// NR*sizeof(T) bytes (a multiple of 32 for the AVX2 tiles, of 64 for the
+// AVX-512 ones), so B loads are aligned.
 //
 // What one call does, with acc = sum over p of a(:,p) b(p,:) (one FMA chain
 // per element, p in increasing order; a kernel may instead deal the p to a
@@ -46,6 +46,7 @@
 // Preconditions (asserted at the top of each kernel): k >= 0; a, b non-null
 // when k > 0; b 32-byte aligned (AVX2); c non-null; bias (if any) holds NR
 // readable values; z (if any) is an MR x NR tile with unit column stride.
+// (b is 64-byte aligned for the AVX-512 kernels.)
 #pragma once
 
 #include <array>
@@ -102,6 +103,12 @@ extern const UkernelTable<double> kUkernelF64Ref;
 // Defined in ukernel_f32_6x16_avx2.cpp and ukernel_f64_6x8_avx2.cpp (-mavx2 -mfma).
 extern const UkernelTable<float> kUkernelF32Avx2;
 extern const UkernelTable<double> kUkernelF64Avx2;
+#endif
+#if defined(FUSEDPROP_HAVE_AVX512)
+// Defined in ukernel_f32_12x32_avx512.cpp and ukernel_f64_12x16_avx512.cpp
+// (-mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma).
+extern const UkernelTable<float> kUkernelF32Avx512;
+extern const UkernelTable<double> kUkernelF64Avx512;
 #endif
 
 #define FUSEDPROP_UKERNEL_TABLE(Kernel)                                                               \

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -70,28 +71,46 @@ FmaLoopResult fma_loop_portable(bool double_precision, double seconds) {
 
 namespace {
 
-bool use_avx2() {
-#if defined(FUSEDPROP_HAVE_AVX2)
+enum class Loop { portable, avx2, avx512 };
+
+// The loop for the requested ISA, narrowed to what this CPU and build run.
+Loop loop_for(const char* isa) {
     const CpuFeatures& f = cpu_features();
-    return f.avx2 && f.fma;
-#else
-    return false;
+    const std::string_view want = isa != nullptr ? isa : "";
+#if defined(FUSEDPROP_HAVE_AVX512)
+    if (want == "avx512" && f.avx512f) return Loop::avx512;
 #endif
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if ((want == "avx512" || want == "avx2") && f.avx2 && f.fma) return Loop::avx2;
+#endif
+    (void)f;
+    return Loop::portable;
 }
 
-FmaLoopResult one_thread(bool double_precision, double seconds) {
-#if defined(FUSEDPROP_HAVE_AVX2)
-    if (use_avx2()) return detail::fma_loop_avx2(double_precision, seconds);
+FmaLoopResult one_thread(Loop loop, bool double_precision, double seconds) {
+#if defined(FUSEDPROP_HAVE_AVX512)
+    if (loop == Loop::avx512) return detail::fma_loop_avx512(double_precision, seconds);
 #endif
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (loop == Loop::avx2) return detail::fma_loop_avx2(double_precision, seconds);
+#endif
+    (void)loop;
     return detail::fma_loop_portable(double_precision, seconds);
 }
 
 }  // namespace
 
-const char* fma_peak_isa() { return use_avx2() ? "avx2+fma" : "portable"; }
+const char* fma_peak_isa(const char* isa) {
+    switch (loop_for(isa)) {
+        case Loop::avx512: return "avx512f+fma";
+        case Loop::avx2: return "avx2+fma";
+        default: return "portable";
+    }
+}
 
-double measure_peak_gflops(bool double_precision, int threads, double seconds) {
+double measure_peak_gflops(bool double_precision, int threads, double seconds, const char* isa) {
     if (threads < 1) threads = 1;
+    const Loop loop = loop_for(isa);
     std::vector<FmaLoopResult> results(static_cast<std::size_t>(threads));
     std::atomic<int> arrived{0};
     parallel_for(
@@ -102,7 +121,7 @@ double measure_peak_gflops(bool double_precision, int threads, double seconds) {
             arrived.fetch_add(1);
             const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
             while (arrived.load() < threads && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-            results[i] = one_thread(double_precision, seconds);
+            results[i] = one_thread(loop, double_precision, seconds);
         },
         threads);
     double total = 0;

@@ -3,9 +3,12 @@
 //
 // Each thread runs a register-only loop of independent fused multiply-adds
 // (no loads, no stores), long enough to cover the FMA latency on every FMA
-// pipe. On AVX2+FMA CPUs the loop uses YMM registers (avx2 translation unit,
-// entered only after the run-time CPU check); elsewhere a portable loop runs,
-// which measures what the compiler makes of baseline code.
+// pipe. The loop is that of the vector ISA the GEMM kernels use (the caller
+// says which: bindings pass gemm::active_isa()), so "% of peak" is honest
+// whichever kernels run: ZMM registers for "avx512" (its own translation
+// unit), YMM for "avx2" (both entered only after the run-time CPU check);
+// otherwise a portable loop, which measures what the compiler makes of
+// baseline code. An ISA this CPU cannot run falls back to the next narrower.
 #pragma once
 
 namespace fusedprop::runtime {
@@ -18,11 +21,13 @@ struct FmaLoopResult {
 
 // Sum over `threads` threads of each thread's own FLOP rate (FLOPs per second
 // of its CPU time), in GFLOP/s, each running its loop for about `seconds`. double_precision picks f64 over f32.
-// threads >= 1, seconds > 0 (checked by the binding).
-double measure_peak_gflops(bool double_precision, int threads, double seconds);
+// threads >= 1, seconds > 0 (checked by the binding). isa: "avx512", "avx2"
+// or anything else (portable).
+double measure_peak_gflops(bool double_precision, int threads, double seconds, const char* isa);
 
-// "avx2+fma" or "portable": which loop measure_peak_gflops runs here.
-const char* fma_peak_isa();
+// "avx512f+fma", "avx2+fma" or "portable": which loop measure_peak_gflops
+// runs here for that isa.
+const char* fma_peak_isa(const char* isa);
 
 namespace detail {
 // This thread's CPU time in seconds (CLOCK_THREAD_CPUTIME_ID; wall time where
@@ -36,6 +41,9 @@ bool loop_done(double cpu0, double wall0, double seconds, double* cpu_elapsed);
 FmaLoopResult fma_loop_portable(bool double_precision, double seconds);
 #if defined(FUSEDPROP_HAVE_AVX2)
 FmaLoopResult fma_loop_avx2(bool double_precision, double seconds);
+#endif
+#if defined(FUSEDPROP_HAVE_AVX512)
+FmaLoopResult fma_loop_avx512(bool double_precision, double seconds);
 #endif
 }  // namespace detail
 

@@ -1,0 +1,234 @@
+// The AVX-512 microkernels (include only from translation units compiled
+// with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma; the *_avx512.cpp
+// files instantiate them). Contract and packed layout: ukernel.h.
+//
+// One template over the dtype, the tile's rows MR and its width in ZMM
+// vectors NV (NR = NV * 16 floats or NV * 8 doubles) serves every tile:
+//
+//   ukernel_avx512<T, MR, NV, R, A>   the first R <= MR rows of the tile (R =
+//                                     MR: the full tile; R < MR: the rows
+//                                     table, so a batch of 1-11 rows costs R
+//                                     rows of FMAs, not MR). Registers (32
+//                                     ZMM): R x NV accumulators, NV for the B
+//                                     row, one for the broadcast A element.
+//   write_back<T, R, NV, A>(acc, p)   the epilogue for R rows of accumulators
+//                                     while they are in registers: + C,
+//                                     + bias, Z, act, store.
+//
+// Measured on the Sapphire Rapids development machine (2 FMA pipes of 512
+// bits, latency 4: 8 independent chains keep both busy; see config.h).
+// Written with intrinsics: GCC keeps all 24 accumulators in registers (no
+// spills in the k loop, checked in the disassembly), so no asm is needed.
+#pragma once
+
+// GCC 12's AVX-512 intrinsics (_mm512_castps512_ps256, _mm512_extractf64x4_pd)
+// start from an "undefined" register that -Wmaybe-uninitialized flags once
+// inlined; the warnings point into the intrinsics headers, which must be first
+// included here (the *_avx512.cpp files include this header first).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cassert>
+#include <cstdint>
+
+#include "math/activation_avx2.h"
+#include "ukernel.h"
+
+namespace fusedprop::gemm::avx512 {
+
+// One ZMM register of floats or doubles: only what the kernels use.
+template <class T>
+struct Zmm;
+
+template <>
+struct Zmm<float> {
+    using reg = __m512;
+    static constexpr index_t width = 16;
+    static reg load(const float* p) { return _mm512_loadu_ps(p); }
+    static reg load_aligned(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned p
+    static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+    static reg zero() { return _mm512_setzero_ps(); }
+    static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
+    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c
+    // The activation runs on the two 256-bit halves (math::avx2::forward):
+    // one implementation of every activation for both vector widths.
+    template <math::Activation A>
+    static reg activate(reg v, float slope) {
+        const __m256 lo = math::avx2::forward<A>(_mm512_castps512_ps256(v), slope);
+        const __m256 hi = math::avx2::forward<A>(_mm512_extractf32x8_ps(v, 1), slope);
+        return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+    }
+};
+
+template <>
+struct Zmm<double> {
+    using reg = __m512d;
+    static constexpr index_t width = 8;
+    static reg load(const double* p) { return _mm512_loadu_pd(p); }
+    static reg load_aligned(const double* p) { return _mm512_load_pd(p); }
+    static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+    static reg zero() { return _mm512_setzero_pd(); }
+    static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
+    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+    template <math::Activation A>
+    static reg activate(reg v, double slope) {
+        const __m256d lo = math::avx2::forward<A>(_mm512_castpd512_pd256(v), slope);
+        const __m256d hi = math::avx2::forward<A>(_mm512_extractf64x4_pd(v, 1), slope);
+        return _mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1);
+    }
+};
+
+// ukernel.h's preconditions, for the AVX-512 kernels (B loads are aligned:
+// every B micro-panel row is NR * sizeof(T), a multiple of 64 bytes).
+template <class T>
+inline void assert_preconditions([[maybe_unused]] const UkernelArgs<T>& p) {
+    assert(p.k >= 0);
+    assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
+    assert(p.k == 0 || (reinterpret_cast<std::uintptr_t>(p.b) % 64) == 0);
+    assert(p.c != nullptr);
+}
+
+// With accumulate, every row of C is loaded before the first store (4K
+// aliasing at power-of-two row strides; see ukernel_avx2.h).
+template <class T, int R, int NV, math::Activation A>
+inline void write_back(typename Zmm<T>::reg (&acc)[R][NV], const UkernelArgs<T>& p) {
+    using W = Zmm<T>;
+    constexpr index_t L = W::width;
+    T* c = p.c;
+    const index_t rs = p.rs_c;
+    if (p.accumulate) {
+#pragma GCC unroll 12
+        for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[i][v] = W::add(acc[i][v], W::load(c + i * rs + v * L));
+    }
+    if (p.last) {
+        if (p.bias != nullptr) {
+            typename W::reg bias[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) bias[v] = W::load(p.bias + v * L);
+#pragma GCC unroll 12
+            for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[i][v] = W::add(acc[i][v], bias[v]);
+        }
+        if (T* z = p.z; z != nullptr) {  // locals: a store through z might alias p
+            const index_t rs_z = p.rs_z;
+#pragma GCC unroll 12
+            for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) W::store(z + i * rs_z + v * L, acc[i][v]);
+        }
+        if constexpr (A != math::Activation::identity) {
+#pragma GCC unroll 12
+            for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[i][v] = W::template activate<A>(acc[i][v], p.slope);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) W::store(c + i * rs + v * L, acc[i][v]);
+}
+
+// Chains: 2 FMA pipes with latency 4 need 8 independent accumulators. R rows
+// of NV vectors are R x NV chains; when that is under 8 (a panel of 1-3 rows)
+// the k steps are dealt round-robin to S = 2 or 4 accumulator sets (step p to
+// set p mod S), added in order at the end: ((set 0 + set 1) + set 2) + set 3.
+// S depends on the kernel's shape only (R, NV), so the summation order
+// depends on m mod MR and k, never on the thread count.
+template <int R, int NV>
+inline constexpr int kChainSets = R * NV >= 8 ? 1 : 2 * R * NV >= 8 ? 2 : 4;
+
+template <class T, int MR, int NV, int R, math::Activation A>
+void ukernel_avx512(const UkernelArgs<T>& p) {
+    static_assert(R >= 1 && R <= MR, "a kernel computes 1..MR rows");
+    constexpr int S = kChainSets<R, NV>;
+    static_assert(4 % S == 0, "an unrolled iteration of 4 k steps covers every set");
+    static_assert(S * R * NV + NV + 1 <= 32, "accumulators, the B row and the broadcast fit the 32 ZMM registers");
+    using W = Zmm<T>;
+    constexpr index_t L = W::width;
+    constexpr index_t NR = NV * L;
+    assert_preconditions(p);
+
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)  // a tile row spans NV cache lines (one per vector when aligned)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            _mm_prefetch(reinterpret_cast<const char*>(p.c + i * p.rs_c + v * L), _MM_HINT_T0);
+
+    typename W::reg acc[S][R][NV];
+#pragma GCC unroll 4
+    for (int q = 0; q < S; ++q)
+#pragma GCC unroll 12
+        for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[q][i][v] = W::zero();
+    const T* a = p.a;
+    const T* b = p.b;
+    auto k_step = [&](int q, int step) {  // k step at a + step*MR, b + step*NR, into set q
+        typename W::reg bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = W::load_aligned(b + step * NR + v * L);
+#pragma GCC unroll 12
+        for (int i = 0; i < R; ++i) {
+            const auto ai = W::broadcast(a + step * MR + i);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[q][i][v] = W::fma(ai, bv[v], acc[q][i][v]);
+        }
+    };
+    // 4 k steps read 4 MR elements of A: prefetch them 2 iterations ahead
+    // (every line of the panel is asked for once; as in the AVX2 kernels).
+    constexpr int kPrefetchLines = (4 * MR * static_cast<int>(sizeof(T)) + 63) / 64;
+    const index_t k4 = p.k / 4;
+    for (index_t l = 0; l < k4; ++l, a += 4 * MR, b += 4 * NR) {
+#pragma GCC unroll 8
+        for (int line = 0; line < kPrefetchLines; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(a + 8 * MR) + 64 * line, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int step = 0; step < 4; ++step) k_step(step % S, step);
+    }
+    const int rest = static_cast<int>(p.k % 4);  // step p = 4 k4 + step: set step mod S
+#pragma GCC unroll 3
+    for (int step = 0; step < 3; ++step)
+        if (step < rest) k_step(step % S, step);
+#pragma GCC unroll 4
+    for (int q = 1; q < S; ++q)
+#pragma GCC unroll 12
+        for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[0][i][v] = W::add(acc[0][i][v], acc[q][i][v]);
+    write_back<T, R, NV, A>(acc[0], p);
+}
+
+// The rows table of a UkernelTable (ukernel.h): entry [r][activation] is the
+// kernel for the first r < MR rows; row 0 (and rows >= MR) unused.
+template <class T, int MR, int NV, int R>
+constexpr RowKernels<T> rows_entry() {
+    return {&ukernel_avx512<T, MR, NV, R, math::Activation::identity>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::relu>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::leaky_relu>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::sigmoid>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::tanh>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::gelu>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::gelu_tanh>,
+            &ukernel_avx512<T, MR, NV, R, math::Activation::silu>};
+}
+template <class T, int MR, int NV, int... R>
+constexpr RowKernelTable<T> rows_table(std::integer_sequence<int, R...>) {
+    static_assert(MR <= kMaxMR, "config.h's kMaxMR must cover the tile");
+    RowKernelTable<T> t{};
+    ((t[R + 1] = rows_entry<T, MR, NV, R + 1>()), ...);
+    return t;
+}
+template <class T, int MR, int NV>
+constexpr RowKernelTable<T> rows_table() {
+    return rows_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
+}
+
+}  // namespace fusedprop::gemm::avx512
