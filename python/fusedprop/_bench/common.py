@@ -154,3 +154,23 @@ def missing_api(*names: str) -> Optional[str]:
 def torch_contender(name: str, factory: Callable[[], tuple]) -> Contender:
     torch, reason = optional("torch")
     return Contender(name, "torch", None if reason else factory, reason)
+
+
+# XLA reads its flags once, when jax is first imported: the report runs JAX
+# single-threaded (the flags the issue tracker's comparisons use), so JAX
+# rows exist at 1 thread only.
+JAX_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+JAX_NOTE = "JAX runs single-threaded in this report (XLA_FLAGS, read once per process)"
+
+
+def jax_contender(name: str, factory: Callable[[], tuple], extra: tuple = ()) -> Contender:
+    import os
+    import sys
+    if "jax" not in sys.modules and JAX_FLAGS not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + JAX_FLAGS).strip()
+    reason = None
+    for module in ("jax",) + tuple(extra):
+        _, reason = optional(module)
+        if reason:
+            break
+    return Contender(name, "jax", None if reason else factory, reason, only_threads=1, only_threads_note=JAX_NOTE)

@@ -11,7 +11,6 @@ import): it is timed at 1 thread only, and says so in the 2-thread table.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import zlib
 
@@ -20,9 +19,8 @@ import numpy as np
 import fusedprop as fp
 
 from . import reference
-from .common import Case, Contender, missing_api, optional, rel_err, tol_for, torch_contender
+from .common import Case, Contender, jax_contender, missing_api, optional, rel_err, tol_for, torch_contender
 
-JAX_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 def inference_flops(batch, sizes) -> float:
@@ -64,12 +62,9 @@ def _ort_contender(sizes, params, x) -> Contender:
     return Contender("onnxruntime", "onnxruntime", None if reason else factory, reason)
 
 
-def _jax_contender(params, x) -> Contender:
-    if "jax" not in sys.modules and JAX_FLAGS not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + JAX_FLAGS).strip()
-    jax, reason = optional("jax")
-
+def _jax_factory(params, x):
     def factory():
+        import jax
         import jax.numpy as jnp
         jparams = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
 
@@ -82,8 +77,7 @@ def _jax_contender(params, x) -> Contender:
             return v
         jx = jnp.asarray(x)
         return (lambda: forward(jparams, jx).block_until_ready()), (lambda y: np.asarray(y))
-    return Contender("jax jit", "jax", None if reason else factory, reason, only_threads=1,
-                     only_threads_note="JAX runs single-threaded in this report (XLA_FLAGS, read once per process)")
+    return factory
 
 
 def inference_case(batch, sizes, dtype="float32") -> Case:
@@ -147,7 +141,7 @@ def inference_case(batch, sizes, dtype="float32") -> Case:
         Contender("numpy", "numpy", numpy_factory),
         torch_contender("torch eager", torch_factory),
         _ort_contender(sizes, params, x),
-        _jax_contender(params, x),
+        jax_contender("jax jit", _jax_factory(params, x)),
     ]
     label = f"b={batch} {'-'.join(map(str, sizes))}"
     return Case("inference", label, dtype, inference_flops(batch, sizes), contenders, check, tol_for(dtype),

@@ -10,7 +10,7 @@ import numpy as np
 import fusedprop as fp
 
 from . import reference
-from .common import Case, Contender, missing_api, optional, rel_err, torch_contender
+from .common import Case, Contender, jax_contender, missing_api, optional, rel_err, torch_contender
 
 TRAIN_LR = {"sgd": 0.01, "adam": 1e-3}
 DIGITS_BATCH = 64
@@ -128,6 +128,50 @@ def train_step_case(batch, sizes, kind, dtype="float32"):
             return loss.item()
         return run, (lambda loss: (loss, [p.detach().numpy() for p in params]))
 
+    def torch_compile_factory():
+        import torch
+        model, params, opt, criterion = torch_model(sizes, params0, kind, lr)
+        compiled = torch.compile(model)  # default mode; the first (checked) call compiles
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def run():
+            opt.zero_grad()
+            loss = criterion(compiled(tx), ty)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return run, (lambda loss: (loss, [p.detach().numpy() for p in params]))
+
+    def jax_factory():
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        def loss_of(ps, v, labels):
+            for i, (w, b) in enumerate(ps):
+                v = v @ w.T + b
+                if i + 1 < len(ps):
+                    v = jnp.maximum(v, 0)
+            return optax.softmax_cross_entropy_with_integer_labels(v, labels).mean()
+
+        # optax's sgd with momentum and adam make PyTorch's updates (dampening
+        # 0, no Nesterov; eps added to sqrt(v_hat))
+        tx = optax.sgd(lr, momentum=0.9) if kind == "sgd" else optax.adam(lr)
+
+        @jax.jit
+        def step(ps, state, v, labels):
+            loss, grads = jax.value_and_grad(loss_of)(ps, v, labels)
+            updates, state = tx.update(grads, state, ps)
+            return optax.apply_updates(ps, updates), state, loss
+        box = {"ps": [(jnp.asarray(w), jnp.asarray(b)) for w, b in params0]}
+        box["state"] = tx.init(box["ps"])
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+        def run():
+            box["ps"], box["state"], loss = step(box["ps"], box["state"], jx, jy)
+            return float(loss)
+        return run, (lambda loss: (loss, [np.asarray(a) for pair in box["ps"] for a in pair]))
+
     nn_reason = missing_api("nn.Sequential", "nn.Linear", "nn.ReLU", "nn.CrossEntropyLoss", "optim.SGD", "optim.Adam")
     step_reason = nn_reason or missing_api("TrainStep")
     contenders = [
@@ -135,6 +179,8 @@ def train_step_case(batch, sizes, kind, dtype="float32"):
         Contender("fusedprop TrainStep", "fusedprop", None if step_reason else fp_trainstep_factory, step_reason),
         Contender("numpy (hand-written)", "numpy", np_factory),
         torch_contender("torch eager", torch_factory),
+        torch_contender("torch.compile", torch_compile_factory),
+        jax_contender("jax jit", jax_factory, extra=("optax",)),
     ]
     arch = "-".join(map(str, sizes))
     name = {"sgd": "SGD momentum", "adam": "Adam"}[kind]
