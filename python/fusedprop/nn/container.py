@@ -35,33 +35,44 @@ def _infer_in_one_call(plan: list, x):
     and the layers then run one by one. Same bits either way."""
     if _backends.current.NAME != "cpp":
         return None
+    grad = F._grad.enabled
     layers, params = [], []
+    dtype = None
     for step in plan:
         if step.__class__ is _FusedLinear:
-            lin, act, slope = step.linear, step.act.kernel_name, step.act.negative_slope
+            lin, act = step.linear, step.act
+            name, slope = act.kernel_name, act.negative_slope
         elif step.__class__ is Linear:
-            lin, act, slope = step, step.activation, step.negative_slope
+            lin = step
+            name, slope = lin.activation, lin.negative_slope
         else:
             return None
-        if lin.training and F._grad.enabled:
+        if grad and lin.training:
             return None
-        w, b = lin.weight.data, None if lin.bias is None else lin.bias.data
-        layers.append((act, float(slope), b is not None, lin.in_features, lin.out_features))
-        params += (w, b)
+        w, b = lin.weight.data, lin.bias
+        if dtype is None:
+            dtype = w.dtype
+        if w.dtype != dtype or not w.flags.c_contiguous:
+            return None
+        if b is not None:
+            b = b.data
+            if b.dtype != dtype or not b.flags.c_contiguous:
+                return None
+        layers.append((name, slope, b is not None, lin.in_features, lin.out_features))
+        params.append(w)
+        params.append(b)
     if not layers:
-        return None
-    dtype = params[0].dtype
-    if any(p is not None and (p.dtype != dtype or not p.flags.c_contiguous) for p in params):
         return None
     xd, _, _ = F._input(x, dtype)
     if xd.ndim < 1 or xd.shape[-1] != layers[0][3]:
         return None  # the layer-by-layer path raises the usual error
-    key = (str(dtype), tuple(layers))
+    key = (dtype, tuple(layers))
     core_plan = _PLANS.get(key)
     if core_plan is None:
         if len(_PLANS) >= 64:
             _PLANS.clear()
-        core_plan = _PLANS[key] = _backends.core_module().InferencePlan("Sequential", str(dtype), list(layers))
+        core_plan = _PLANS[key] = _backends.core_module().InferencePlan(
+            "Sequential", str(dtype), [(n, float(s), hb, i, o) for n, s, hb, i, o in layers])
     return Tensor(core_plan.forward(xd, params))
 
 
