@@ -8,6 +8,8 @@ transposed views, both ISAs, and bitwise equality across thread counts.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -111,7 +113,8 @@ SHAPES = [  # (batch, in_features, out_features) around MR in {4, 6, 12}, NR in 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_forward_backward_grid(isa, dtype, act):
-    rng = np.random.default_rng(abs(hash((isa, act))) % 2**32)
+    # a fixed seed per case: hash() of a str changes with every process
+    rng = np.random.default_rng(zlib.crc32(repr((isa, act)).encode()))
     for batch, n_in, n_out in SHAPES:
         for bias in (True, False):
             x, w, b = make(rng, batch, n_in, n_out, dtype, bias)

@@ -47,8 +47,10 @@
 #include <cstddef>
 
 #include "activation.h"
+#include "runtime/isa_tag.h"
 
 namespace fusedprop::math::avx2 {
+inline namespace FUSEDPROP_ISA_TAG {
 namespace detail {
 
 // ------------------------------------------------------------------ helpers
@@ -534,4 +536,5 @@ inline __m256d derivative(__m256d saved, double negative_slope) {
     }
 }
 
+}  // namespace FUSEDPROP_ISA_TAG
 }  // namespace fusedprop::math::avx2

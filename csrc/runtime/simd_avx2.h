@@ -5,9 +5,11 @@
 
 #include <immintrin.h>
 
+#include "runtime/isa_tag.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::simd {
+inline namespace FUSEDPROP_ISA_TAG {
 
 template <class T>
 struct Avx2;
@@ -60,4 +62,5 @@ struct Avx2<double> {
     static reg blend(reg f, reg t, reg m) { return _mm256_blendv_pd(f, t, m); }
 };
 
+}  // namespace FUSEDPROP_ISA_TAG
 }  // namespace fusedprop::simd
