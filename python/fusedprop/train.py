@@ -23,6 +23,7 @@ from . import _checkpoint, _runtime, backends
 from . import functional as F
 from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
 from ._arrays import as_array
+from .nn.container import Sequential, _infer_in_one_call
 from .predictor import _layer_tuples
 from .optim.adam import Adam
 from .tensor import Tensor, no_grad
@@ -280,6 +281,27 @@ def _progress_bar(total: int, progress: bool):
     return tqdm(total=total, unit="epoch", leave=False)
 
 
+def _predict_in_one_call(model, X, batch_size: int):
+    """predict through Sequential's one-call inference (its plan cache, no
+    per-call compile); None where that does not apply: the general path below
+    then runs, and raises the usual errors."""
+    X = as_array(X.data if isinstance(X, Tensor) else X, "predict", "X")
+    if X.ndim != 2 or X.dtype.kind != "f":
+        return None
+    plan = model._plan if model._plan is not None else model._build_plan()
+    with no_grad():
+        if len(X) <= batch_size:
+            y = _infer_in_one_call(plan, X)
+            return None if y is None else y.data
+        parts = []
+        for start in range(0, len(X), batch_size):
+            y = _infer_in_one_call(plan, X[start:start + batch_size])
+            if y is None:
+                return None
+            parts.append(y.data)
+        return np.concatenate(parts)
+
+
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for X in eval mode, ``batch_size`` rows at a time,
     through the fused inference kernels: on the cpp backend one call into
@@ -287,6 +309,10 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     but on the model's own weights: nothing is copied or packed ahead)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
+    if backends.current.NAME == "cpp" and isinstance(model, Sequential):
+        out = _predict_in_one_call(model, X, batch_size)
+        if out is not None:
+            return out
     layers = compile_layers(model)
     dtype = layers[0].linear.weight.data.dtype
     X = _as_batch(X, dtype, layers[0].linear.in_features, "predict")
