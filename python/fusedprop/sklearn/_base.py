@@ -229,8 +229,9 @@ class BaseMLP(BaseEstimator):
                         X_batch = X_batch.toarray().astype(dtype, copy=False)
                     n_rows = X_batch.shape[0]
                     # scikit-learn's batch loss adds 0.5 alpha ||W||^2 / n with the weights before the update
-                    penalty = 0.5 * alpha * sum(float(np.dot(w.ravel(), w.ravel())) for w in weights) / n_rows \
-                        if alpha else 0.0
+                    # (einsum, not np.dot: a BLAS dot wakes OpenBLAS's threads, 30x slower on a busy machine)
+                    penalty = 0.5 * alpha * sum(float(np.einsum("i,i->", w.ravel(), w.ravel())) for w in weights) \
+                        / n_rows if alpha else 0.0
                     solver.before_step(n_rows)
                     batch_loss = loss_scale * step(X_batch, targets[idx]) + penalty
                     accumulated_loss += batch_loss * n_rows
