@@ -313,3 +313,14 @@ def test_reachable_as_fp_optim_lr_scheduler():
     assert fp.optim.lr_scheduler.OneCycleLR is fsched.OneCycleLR
     assert fsched.OneCycleLR.interval == "batch"
     assert {getattr(fsched, n).interval for n in fsched.__all__ if n != "OneCycleLR"} == {"epoch"}
+
+
+def test_reduce_on_plateau_takes_a_loss_tensor_and_refuses_other_metrics():
+    fopt, topt = _pair("sgd_momentum")
+    f, t = fsched.ReduceLROnPlateau(fopt, patience=0), tsched.ReduceLROnPlateau(topt, patience=0)
+    for m in (0.5, 0.6, 0.7):
+        f.step(fp.tensor(m))
+        _torch_step(topt, t, torch.tensor(m))
+        assert f.get_last_lr() == t.get_last_lr()
+    with pytest.raises(TypeError, match="metrics must be a number, got str"):
+        f.step("low")

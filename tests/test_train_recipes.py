@@ -215,11 +215,87 @@ def test_fit_refuses_schedulers_it_cannot_step(rng, tmp_path):
         fit(scheduler="cosine")
     with pytest.raises(ValueError, match="scheduler must schedule the optimizer given to fit"):
         fit(scheduler=lr_scheduler.StepLR(other, 2))
-    with pytest.raises(ValueError, match="scheduler with checkpoint"):
-        fit(scheduler=lr_scheduler.StepLR(opt, 2), checkpoint=tmp_path)
     sched = lr_scheduler.StepLR(opt, 2)
     sched.interval = "step"
     with pytest.raises(ValueError, match="scheduler.interval must be 'batch' or 'epoch', got 'step'"):
         fit(scheduler=sched)
     with pytest.raises(ValueError, match="total steps is 3"):  # as PyTorch: a 1cycle shorter than the run
         fit(scheduler=lr_scheduler.OneCycleLR(opt, 0.1, total_steps=3), batch_size=8)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+RESUME_SCHEDULES = {
+    "onecycle": lambda o: lr_scheduler.OneCycleLR(o, max_lr=0.2, total_steps=24),
+    "multistep": lambda o: lr_scheduler.MultiStepLR(o, milestones=[1, 3, 3], gamma=0.5),
+    "plateau": lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.5, threshold=0.2),
+    "lambda_object": lambda o: lr_scheduler.LambdaLR(o, _Decay(0.7)),
+}
+
+
+class _Decay:
+    def __init__(self, rate):
+        self.rate = rate
+
+    def __call__(self, epoch):
+        return self.rate ** epoch
+
+
+def _checkpointed_fit(monkeypatch, case, stop_after=None, seed=0, **kw):
+    """fit for 4 epochs of 6 steps; with stop_after it is interrupted when step stop_after + 1 starts.
+    Returns the model's, optimizer's and scheduler's state and the history (None when interrupted)."""
+    fp.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(7, 10), nn.Tanh(), nn.Linear(10, 3))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = RESUME_SCHEDULES[case](opt)
+    X, y = _fit_data(np.random.default_rng(3), 45)
+    real, calls = fp.TrainStep.__call__, [0]
+
+    def counted(self, x, t):
+        calls[0] += 1
+        if stop_after is not None and calls[0] > stop_after:
+            raise _Interrupt
+        return real(self, x, t)
+
+    monkeypatch.setattr(fp.TrainStep, "__call__", counted)
+    try:
+        history = fp.fit(model, X.astype(np.float32), y, nn.CrossEntropyLoss(), opt, epochs=4, batch_size=8,
+                         progress=False, scheduler=sched, validation_data=(X[:10], y[:10]), **kw)
+    except _Interrupt:
+        return None
+    finally:
+        monkeypatch.undo()
+    return model.state_dict(), opt.state_dict(), sched.state_dict(), history
+
+
+@pytest.mark.parametrize("case", RESUME_SCHEDULES)
+def test_interrupted_fit_with_a_scheduler_resumes_bitwise(backend, tmp_path, monkeypatch, case):
+    from test_checkpoint import _assert_bitwise
+
+    plain = _checkpointed_fit(monkeypatch, case)
+    for i, stop in enumerate([5, 4, 1, 6]):  # mid-epoch, right after a checkpoint, one step on, at an epoch's end
+        assert _checkpointed_fit(monkeypatch, case, stop, seed=100 + i if i else 0, checkpoint=tmp_path,
+                                 checkpoint_every=4, resume=True) is None
+    resumed = _checkpointed_fit(monkeypatch, case, seed=7, checkpoint=tmp_path, checkpoint_every=4, resume=True)
+    assert plain[2]["_last_lr"] != [0.1]  # the schedule moved
+    _assert_bitwise(plain, resumed)
+
+
+def test_a_checkpoint_with_another_scheduler_is_refused(tmp_path, monkeypatch):
+    assert _checkpointed_fit(monkeypatch, "onecycle", 8, checkpoint=tmp_path, checkpoint_every=4) is None
+    with pytest.raises(ValueError, match="scheduler 'OneCycleLR' there, 'MultiStepLR' here"):
+        _checkpointed_fit(monkeypatch, "multistep", checkpoint=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="scheduler 'OneCycleLR' there, None here"):
+        model, X, y, crit, opt = _plain_fit_args()
+        fp.fit(model, X, y, crit, opt, epochs=4, batch_size=8, progress=False, validation_data=(X[:10], y[:10]),
+               checkpoint=tmp_path, resume=True)
+
+
+def _plain_fit_args():
+    fp.manual_seed(0)
+    model = nn.Sequential(nn.Linear(7, 10), nn.Tanh(), nn.Linear(10, 3))
+    X, y = _fit_data(np.random.default_rng(3), 45)
+    X = X.astype(np.float32)
+    return model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -242,14 +242,13 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     epoch's end; ``ReduceLROnPlateau`` at each epoch's end with the epoch's
     validation loss, or its training loss without ``validation_data``. Set
     ``scheduler.interval = "batch"`` to step any other one per batch (e.g. a
-    ``LambdaLR`` warm-up counted in steps). Checkpoints do not hold the
-    scheduler's state yet, so ``scheduler`` with ``checkpoint`` raises
-    ValueError.
+    ``LambdaLR`` warm-up counted in steps). Checkpoints hold the scheduler's
+    state, so a resumed run continues its schedule.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
-    per_batch = _check_scheduler(scheduler, optimizer, checkpoint)
+    per_batch = _check_scheduler(scheduler, optimizer)
     step = TrainStep(model, criterion, optimizer)
     X = _as_batch(X, step._dtype, step._in, "fit")
     y = as_array(y.data if isinstance(y, Tensor) else y, "fit", "y")
@@ -263,7 +262,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             history["val_accuracy"] = []
     saver = _checkpoint.open_run(checkpoint, checkpoint_every, resume, X=X, y=y, batch_size=int(batch_size),
                                  shuffle=bool(shuffle), validation=validation_data is not None, loss=step._loss,
-                                 optimizer=optimizer)
+                                 optimizer=optimizer, scheduler=scheduler)
     # Where to start: a resumed run's epoch, batches done in it, its permutation and running loss total.
     first_epoch, done, order, total = (0, 0, None, 0.0) if saver is None else \
         saver.restore(model, optimizer, history, epochs)
@@ -306,7 +305,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     return history
 
 
-def _check_scheduler(scheduler, optimizer, checkpoint) -> bool:
+def _check_scheduler(scheduler, optimizer) -> bool:
     """Whether fit steps ``scheduler`` per batch (else per epoch, or never without one)."""
     if scheduler is None:
         return False
@@ -315,9 +314,6 @@ def _check_scheduler(scheduler, optimizer, checkpoint) -> bool:
         raise TypeError(f"fit: scheduler must be an fp.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
     if scheduler.optimizer is not optimizer:
         raise ValueError("fit: scheduler must schedule the optimizer given to fit, but it holds another one")
-    if checkpoint is not None:
-        raise ValueError("fit: scheduler with checkpoint is not supported yet (checkpoints do not hold the "
-                         "scheduler's state, so a resumed run would restart its schedule)")
     interval = getattr(scheduler, "interval", "epoch")
     if interval not in ("batch", "epoch"):
         raise ValueError(f"fit: scheduler.interval must be 'batch' or 'epoch', got {interval!r}")

@@ -31,6 +31,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "OneCycleLR",
@@ -243,6 +244,11 @@ class MultiStepLR(LRScheduler):
         self.milestones = Counter(int(m) for m in milestones)
         self.gamma = _real("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # fp.save/fp.load (fit's checkpoints) bring a Counter back as a plain dict.
+        self.milestones = Counter({int(k): v for k, v in self.milestones.items()})
 
     def get_lr(self) -> list:
         self._warn_if_outside_step()
@@ -497,6 +503,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics, epoch=None) -> None:
+        if isinstance(metrics, Tensor):  # a loss: fusedprop's Tensor has .item(), not __float__
+            metrics = metrics.item()
         try:
             current = float(metrics)
         except (TypeError, ValueError):
