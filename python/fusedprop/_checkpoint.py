@@ -161,9 +161,11 @@ class Checkpointer:
 
     def _apply(self, path: str, state: dict, model, optimizer, history: dict, epochs: int) -> tuple:
         run = state["run"]
-        keys = list(self.run) + [k for k in run if k not in self.run] if isinstance(run, dict) else list(self.run)
         run = run if isinstance(run, dict) else {}
-        changed = [f"{k} {run.get(k)!r} there, {self.run.get(k)!r} here" for k in keys if run.get(k) != self.run.get(k)]
+        # Both ways: a key only one run has (a scheduler) is a difference too.
+        keys = list(self.run) + [k for k in run if k not in self.run]
+        changed = [f"{k} {run.get(k)!r} there, {self.run.get(k)!r} here" for k in keys
+                   if run.get(k) != self.run.get(k)]
         if changed:
             raise ValueError(f"fit: checkpoint {path!r} is from a different run ({'; '.join(changed)}); pass "
                              "resume=False or use another checkpoint folder")

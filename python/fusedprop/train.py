@@ -26,6 +26,7 @@ from ._arrays import as_array
 from .predictor import _layer_tuples
 from .nn.utils import clip_grad_norm_
 from .optim.adam import Adam
+from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .tensor import Tensor, no_grad
 
 __all__ = ["TrainStep", "fit", "predict"]
@@ -233,7 +234,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     and resumed with the same arguments ends with parameters, optimizer state
     and history bitwise equal to an uninterrupted run, repeating at most N
     steps. A checkpoint from a run with other data, batch size, shuffling,
-    loss, optimizer or model raises ValueError. With ``resume=False`` any
+    loss, optimizer, scheduler or model raises ValueError. With ``resume=False`` any
     checkpoints already in DIR are replaced as the new run writes its own.
 
     ``scheduler`` (an ``optim.lr_scheduler`` scheduler of ``optimizer``) is
@@ -309,7 +310,6 @@ def _check_scheduler(scheduler, optimizer) -> bool:
     """Whether fit steps ``scheduler`` per batch (else per epoch, or never without one)."""
     if scheduler is None:
         return False
-    from .optim.lr_scheduler import LRScheduler
     if not isinstance(scheduler, LRScheduler):
         raise TypeError(f"fit: scheduler must be an fp.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
     if scheduler.optimizer is not optimizer:
@@ -321,7 +321,6 @@ def _check_scheduler(scheduler, optimizer) -> bool:
 
 
 def _step_per_epoch(scheduler, history: dict) -> None:
-    from .optim.lr_scheduler import ReduceLROnPlateau
     if isinstance(scheduler, ReduceLROnPlateau):
         scheduler.step(history["val_loss"][-1] if "val_loss" in history else history["loss"][-1])
     else:

@@ -383,9 +383,9 @@ class OneCycleLR(LRScheduler):
                              f"{anneal_strategy!r}")
         div_factor = _real(name, "div_factor", div_factor)
         final_div_factor = _real(name, "final_div_factor", final_div_factor)
-        if div_factor <= 0 or final_div_factor <= 0:
-            bad = "div_factor" if div_factor <= 0 else "final_div_factor"
-            raise ValueError(f"{name}: {bad} must be > 0, got {div_factor if bad == 'div_factor' else final_div_factor}")
+        for arg, v in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if v <= 0:
+                raise ValueError(f"{name}: {arg} must be > 0, got {v}")
         if three_phase:
             self._schedule_phases = [
                 {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr", "end_lr": "max_lr",
