@@ -1,7 +1,8 @@
 """Checkpoints for ``fit``: what a run needs to continue bitwise after a kill.
 
 A checkpoint is one ``fp.save`` file, ``checkpoint-<steps done>.safetensors``,
-holding the model's and the optimizer's state dicts, the shuffling
+holding the model's and the optimizer's state dicts (and the scheduler's,
+when fit has one), the shuffling
 generator's state, the position (epoch, batches done in it), the epoch's
 permutation and running loss total, and the history so far. Positions count
 optimizer steps since the start, so names sort in training order. The
@@ -35,7 +36,7 @@ def _positive_int(value, name: str) -> int:
 
 
 def open_run(directory, every, resume, *, X, y, batch_size: int, shuffle: bool, validation: bool, loss,
-             optimizer) -> "Checkpointer | None":
+             optimizer, scheduler=None) -> "Checkpointer | None":
     """The checkpointer of one fit call (None without ``checkpoint``), after
     checking fit's three checkpoint arguments."""
     if not isinstance(resume, bool):
@@ -62,12 +63,15 @@ def open_run(directory, every, resume, *, X, y, batch_size: int, shuffle: bool, 
     run = {"rows": len(X), "batch_size": batch_size, "shuffle": shuffle, "validation": validation,
            "loss": f"{loss.kind}/{loss.reduction}/{loss.label_smoothing!r}", "optimizer": type(optimizer).__name__,
            "data_sha256": fingerprint.hexdigest()}
-    return Checkpointer(directory, every, resume, run)
+    if scheduler is not None:  # absent without one: checkpoints written before schedulers still match
+        run["scheduler"] = type(scheduler).__name__
+    return Checkpointer(directory, every, resume, run, scheduler)
 
 
 class Checkpointer:
-    def __init__(self, directory: str, every, resume: bool, run: dict) -> None:
+    def __init__(self, directory: str, every, resume: bool, run: dict, scheduler=None) -> None:
         self.directory, self.every, self.resume, self.run = directory, every, resume, run
+        self.scheduler = scheduler
         n, bs = run["rows"], run["batch_size"]
         self.steps_per_epoch = -(-n // bs)
 
@@ -98,10 +102,13 @@ class Checkpointer:
                 pass
 
     def _content(self, model, optimizer, epoch: int, step: int, order, total: float, history: dict) -> dict:
-        return {"kind": KIND, "version": VERSION, "run": self.run, "epoch": epoch, "step": step,
-                "order": order, "total": total, "history": history,
-                "generator": _runtime.generator().bit_generator.state,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        content = {"kind": KIND, "version": VERSION, "run": self.run, "epoch": epoch, "step": step,
+                   "order": order, "total": total, "history": history,
+                   "generator": _runtime.generator().bit_generator.state,
+                   "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        if self.scheduler is not None:
+            content["scheduler"] = self.scheduler.state_dict()
+        return content
 
     # ------------------------------------------------------------ training
     def step_done(self, model, optimizer, epoch: int, step: int, order, total: float, history: dict) -> None:
@@ -146,7 +153,7 @@ class Checkpointer:
         state = load(path)
         expected = {"kind", "version", "run", "epoch", "step", "order", "total", "history", "generator", "model",
                     "optimizer"}
-        if set(state) != expected or state["kind"] != KIND:
+        if set(state) - {"scheduler"} != expected or state["kind"] != KIND:
             raise ValueError(f"{path!r} is not a fit checkpoint")
         if state["version"] != VERSION:
             raise ValueError(f"{path!r} is a version {state['version']!r} checkpoint; this fusedprop reads {VERSION}")
@@ -154,7 +161,11 @@ class Checkpointer:
 
     def _apply(self, path: str, state: dict, model, optimizer, history: dict, epochs: int) -> tuple:
         run = state["run"]
-        changed = [f"{k} {run.get(k)!r} there, {v!r} here" for k, v in self.run.items() if run.get(k) != v]
+        run = run if isinstance(run, dict) else {}
+        # Both ways: a key only one run has (a scheduler) is a difference too.
+        keys = list(self.run) + [k for k in run if k not in self.run]
+        changed = [f"{k} {run.get(k)!r} there, {self.run.get(k)!r} here" for k in keys
+                   if run.get(k) != self.run.get(k)]
         if changed:
             raise ValueError(f"fit: checkpoint {path!r} is from a different run ({'; '.join(changed)}); pass "
                              "resume=False or use another checkpoint folder")
@@ -187,13 +198,20 @@ class Checkpointer:
             problems.append("generator state")
         if problems:
             raise ValueError(f"fit: checkpoint {path!r} does not fit this run: {', '.join(problems)}")
-        backup = model.state_dict()
+        backup, backup_opt = model.state_dict(), optimizer.state_dict()
         model.load_state_dict(saved_model)
         try:
             optimizer.load_state_dict(state["optimizer"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             model.load_state_dict(backup)  # nothing partial
             raise ValueError(f"fit: checkpoint {path!r} does not fit this optimizer ({e})") from None
+        if self.scheduler is not None:
+            saved = state.get("scheduler")
+            if not isinstance(saved, dict):
+                model.load_state_dict(backup)
+                optimizer.load_state_dict(backup_opt)
+                raise ValueError(f"fit: checkpoint {path!r} holds no state of the scheduler")
+            self.scheduler.load_state_dict(saved)
         _runtime.generator().bit_generator.state = state["generator"]
         for k in history:
             history[k][:] = saved_history[k]

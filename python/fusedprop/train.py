@@ -25,7 +25,9 @@ from ._train_plan import compile_layers, compile_loss, compile_optimizer, target
 from ._arrays import as_array
 from .nn.container import Sequential, _infer_in_one_call
 from .predictor import _layer_tuples
+from .nn.utils import clip_grad_norm_
 from .optim.adam import Adam
+from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .tensor import Tensor, no_grad
 
 __all__ = ["TrainStep", "fit", "predict"]
@@ -39,10 +41,19 @@ class TrainStep:
     ``CrossEntropyLoss`` (class-index targets, any label smoothing) with
     reduction ``"mean"`` or ``"sum"``; ``SGD``, ``Adam``, ``AdamW``. Anything
     else raises a TypeError naming the module it cannot compile.
+
+    ``clip_grad_norm=max_norm`` clips the step's gradients as
+    ``nn.utils.clip_grad_norm_(model.parameters(), max_norm)`` (2-norm) between
+    the backward and the update: on the cpp backend the C++ step then computes
+    the gradients only and the optimizer's own ``step()`` (the same fused
+    kernels) updates, so the result equals the eager loop with clipping.
+    Without it the step stays one call into C++. Schedulers may change the
+    optimizer's ``lr``/``momentum``/``betas`` between steps: each step reads them.
     """
 
-    def __init__(self, model, criterion, optimizer) -> None:
+    def __init__(self, model, criterion, optimizer, clip_grad_norm=None) -> None:
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.clip_grad_norm = _check_clip(clip_grad_norm)
         self._layers = compile_layers(model)
         self._loss = compile_loss(criterion)
         compile_optimizer(optimizer, self._layers)
@@ -87,8 +98,15 @@ class TrainStep:
         slots = self._slots
         params = [None if p is None else p.data for p in slots]
         grads = [None if p is None else _grad_buffer(p) for p in slots]
-        updates = _update_rules(self.optimizer, slots, self._slot_groups)
-        return plan.step(x, target, params, grads, updates)
+        if self.clip_grad_norm is None:  # the fast path: gradients and update in one call
+            return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups))
+        loss = plan.step(x, target, params, grads, [None] * len(slots))  # gradients only
+        self._clip_and_update()
+        return loss
+
+    def _clip_and_update(self) -> None:
+        clip_grad_norm_([p for p in self._slots if p is not None], self.clip_grad_norm)
+        self.optimizer.step()
 
     # ------------------------------------------------------ Python path
     def _clear_outside_grads(self) -> None:
@@ -116,7 +134,10 @@ class TrainStep:
             lin.weight.grad = gw
             if lin.bias is not None:
                 lin.bias.grad = gb
-        self.optimizer.step()
+        if self.clip_grad_norm is None:
+            self.optimizer.step()
+        else:
+            self._clip_and_update()
         return float(loss.item())
 
     # ------------------------------------------------------- inference
@@ -138,6 +159,17 @@ def _forward_layers(layers, x) -> np.ndarray:
         x = F.linear(x, lin.weight.data, None if lin.bias is None else lin.bias.data, s.activation,
                      negative_slope=s.negative_slope)
     return x
+
+
+def _check_clip(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"TrainStep: clip_grad_norm must be None or a number (the max norm), got "
+                        f"{type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"TrainStep: clip_grad_norm must be >= 0, got {value}")
+    return float(value)
 
 
 def _as_batch(x, dtype, n_in: int, fn: str) -> np.ndarray:
@@ -185,7 +217,7 @@ def _update_rules(optimizer, slots: list, groups: list) -> list:
 
 def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
         validation_data=None, progress: bool = True, checkpoint=None, checkpoint_every=None,
-        resume: bool = False) -> dict:
+        resume: bool = False, scheduler=None) -> dict:
     """Train ``model`` on (X, y) with ``TrainStep``; returns the history.
 
     ``history["loss"]`` holds each epoch's mean training loss (weighted by
@@ -203,12 +235,22 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     and resumed with the same arguments ends with parameters, optimizer state
     and history bitwise equal to an uninterrupted run, repeating at most N
     steps. A checkpoint from a run with other data, batch size, shuffling,
-    loss, optimizer or model raises ValueError. With ``resume=False`` any
+    loss, optimizer, scheduler or model raises ValueError. With ``resume=False`` any
     checkpoints already in DIR are replaced as the new run writes its own.
+
+    ``scheduler`` (an ``optim.lr_scheduler`` scheduler of ``optimizer``) is
+    stepped by its ``interval`` attribute: ``"batch"`` (``OneCycleLR``'s)
+    after every optimizer step, ``"epoch"`` (every other scheduler's) at each
+    epoch's end; ``ReduceLROnPlateau`` at each epoch's end with the epoch's
+    validation loss, or its training loss without ``validation_data``. Set
+    ``scheduler.interval = "batch"`` to step any other one per batch (e.g. a
+    ``LambdaLR`` warm-up counted in steps). Checkpoints hold the scheduler's
+    state, so a resumed run continues its schedule.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
+    per_batch = _check_scheduler(scheduler, optimizer)
     step = TrainStep(model, criterion, optimizer)
     X = _as_batch(X, step._dtype, step._in, "fit")
     y = as_array(y.data if isinstance(y, Tensor) else y, "fit", "y")
@@ -222,7 +264,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             history["val_accuracy"] = []
     saver = _checkpoint.open_run(checkpoint, checkpoint_every, resume, X=X, y=y, batch_size=int(batch_size),
                                  shuffle=bool(shuffle), validation=validation_data is not None, loss=step._loss,
-                                 optimizer=optimizer)
+                                 optimizer=optimizer, scheduler=scheduler)
     # Where to start: a resumed run's epoch, batches done in it, its permutation and running loss total.
     first_epoch, done, order, total = (0, 0, None, 0.0) if saver is None else \
         saver.restore(model, optimizer, history, epochs)
@@ -238,6 +280,8 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             idx = order[start:start + batch_size]
             loss = step(X[idx], y[idx])
             total += loss * (len(idx) if step._loss.reduction == "mean" else 1)
+            if per_batch:
+                scheduler.step()
             if saver is not None:
                 saver.step_done(model, optimizer, epoch, start // batch_size + 1, order, total, history)
         epoch_loss = total / n if step._loss.reduction == "mean" and n else total
@@ -250,6 +294,8 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             if val_acc is not None:
                 history["val_accuracy"].append(val_acc)
                 postfix["val_acc"] = f"{val_acc:.4f}"
+        if scheduler is not None and not per_batch:
+            _step_per_epoch(scheduler, history)
         if saver is not None:
             saver.epoch_done(model, optimizer, epoch, history)
         order, done = None, 0
@@ -259,6 +305,27 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     if bar is not None:
         bar.close()
     return history
+
+
+def _check_scheduler(scheduler, optimizer) -> bool:
+    """Whether fit steps ``scheduler`` per batch (else per epoch, or never without one)."""
+    if scheduler is None:
+        return False
+    if not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"fit: scheduler must be an fp.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
+    if scheduler.optimizer is not optimizer:
+        raise ValueError("fit: scheduler must schedule the optimizer given to fit, but it holds another one")
+    interval = getattr(scheduler, "interval", "epoch")
+    if interval not in ("batch", "epoch"):
+        raise ValueError(f"fit: scheduler.interval must be 'batch' or 'epoch', got {interval!r}")
+    return interval == "batch"
+
+
+def _step_per_epoch(scheduler, history: dict) -> None:
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(history["val_loss"][-1] if "val_loss" in history else history["loss"][-1])
+    else:
+        scheduler.step()
 
 
 def _evaluate(step: TrainStep, X, y):

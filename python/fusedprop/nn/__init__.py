@@ -19,7 +19,7 @@ Where fusedprop differs from PyTorch, on purpose:
   accumulate until ``zero_grad()``.
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import GELU, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear
@@ -30,4 +30,5 @@ from .parameter import Parameter
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "GELU", "Identity", "L1Loss", "LeakyReLU", "Linear",
     "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Tanh", "functional", "init",
+    "utils",
 ]
