@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 # shellcheck disable=SC1091
 source "$work/venv/bin/activate"
-python -m pip install -q "pybind11>=2.12" "cmake>=3.18" ninja numpy pytest hypothesis
+python -m pip install -q "pybind11>=2.12" "cmake>=3.18" ninja numpy pytest hypothesis "safetensors>=0.4"
 cmake -S . -B "$work/build" -G Ninja \
   -DFUSEDPROP_SANITIZE=ON \
   -DSKBUILD_PROJECT_NAME=fusedprop -DSKBUILD_PROJECT_VERSION=0.0.0 \
