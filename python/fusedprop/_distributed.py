@@ -1,0 +1,211 @@
+"""Data-parallel training over MPI: what ``TrainStep(..., comm=)`` and
+``fit(..., comm=)`` add to the one-process step.
+
+Every rank holds the whole model and is handed the same global batch; rank r
+computes the gradients of its contiguous slice of it (slices as equal as
+possible, an empty one contributes zeros), weighted by n_r / N for a "mean"
+loss. All gradients live in ONE contiguous buffer (``p.grad`` are views of
+it), followed by the weighted loss, the global batch size and an ok flag;
+one ``Iallgather`` per step brings every rank's buffer to every rank as a
+(P, n) array, and each rank adds the rows in rank order. Elementwise IEEE
+additions in a fixed order give the same bits on every rank and every run,
+which MPI's ``Allreduce`` does not promise. Then every rank runs the same
+optimizer update, so the parameters stay bitwise identical.
+
+No collective waits forever: a rank that does not arrive within
+``FUSEDPROP_COMM_TIMEOUT`` seconds (default 600; 0 waits forever) makes the
+waiting ranks call ``MPI_Abort``, which ends the whole job. Importing this
+module does not import mpi4py; it is imported when a comm is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+DEFAULT_TIMEOUT = 600.0
+_TAIL = 3  # loss, global batch size, ok flag after the gradients
+
+
+def check_comm(comm, fn: str):
+    """comm if it is a usable mpi4py intracommunicator, else TypeError/ValueError."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise TypeError(f"{fn}: comm needs mpi4py (pip install 'fusedprop[mpi]'), got {type(comm).__name__}") \
+            from None
+    if not isinstance(comm, MPI.Intracomm):
+        raise TypeError(f"{fn}: comm must be an mpi4py intracommunicator such as MPI.COMM_WORLD, "
+                        f"got {type(comm).__name__}")
+    if comm == MPI.COMM_NULL:
+        raise ValueError(f"{fn}: comm must be a valid communicator, got MPI.COMM_NULL")
+    return comm
+
+
+def timeout() -> float:
+    """Seconds a rank waits for the others in a collective (inf: forever)."""
+    raw = os.environ.get("FUSEDPROP_COMM_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"FUSEDPROP_COMM_TIMEOUT must be a number of seconds, got {raw!r}") from None
+    if not value >= 0:
+        raise ValueError(f"FUSEDPROP_COMM_TIMEOUT must be >= 0 seconds, got {raw!r}")
+    return float("inf") if value == 0 else value
+
+
+def abort(comm, message: str) -> None:
+    """Say why on stderr, then end every rank of the job (MPI_Abort: mpiexec
+    kills them all and exits non-zero)."""
+    sys.stderr.write(f"fusedprop: rank {comm.Get_rank()} of {comm.Get_size()}: {message}; "
+                     "aborting the MPI job (MPI_Abort)\n")
+    sys.stderr.flush()
+    comm.Abort(1)
+
+
+def wait(comm, request, what: str, limit: float | None = None) -> None:
+    """Complete a non-blocking collective, aborting the job after the timeout."""
+    limit = timeout() if limit is None else limit
+    if limit == float("inf"):
+        request.Wait()
+        return
+    deadline = time.monotonic() + limit
+    # MPICH's own Wait polls too; Test drives the same progress engine.
+    while not request.Test():
+        if time.monotonic() > deadline:
+            abort(comm, f"{what}: the other ranks did not arrive within {limit:g} s (FUSEDPROP_COMM_TIMEOUT); "
+                        "one of them has failed, hangs or left the training loop")
+
+
+def allgather(comm, send: np.ndarray, what: str) -> np.ndarray:
+    """(P, len(send)) array of every rank's ``send``, in rank order."""
+    out = np.empty((comm.Get_size(), send.size), send.dtype)
+    wait(comm, comm.Iallgather(send, out), what)
+    return out
+
+
+def sum_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """rows[0] + rows[1] + ... in this order: the same bits on every rank."""
+    np.copyto(out, rows[0])
+    for r in range(1, len(rows)):
+        out += rows[r]
+    return out
+
+
+def bounds(n: int, size: int, rank: int) -> tuple:
+    """Rank's contiguous slice [lo, hi) of n rows: sizes differ by at most one."""
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def run_or_abort(comm, fn, *args):
+    """fn(*args); an exception on this rank aborts the job, since the other
+    ranks would otherwise wait for it in their next collective."""
+    try:
+        return fn(*args)
+    except BaseException as e:  # noqa: BLE001 (KeyboardInterrupt too: the others would hang)
+        traceback.print_exc()
+        abort(comm, f"{type(e).__name__} in the training loop")
+        raise
+
+
+class DataParallel:
+    """The gradient buffer and the collective of one ``TrainStep``."""
+
+    def __init__(self, comm, slots: list, dtype, fn: str) -> None:
+        self.comm = check_comm(comm, fn)
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.params = [p for p in slots if p is not None]
+        sizes = [p.data.size for p in self.params]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.n = int(offsets[-1])
+        self.buffer = np.zeros(self.n + _TAIL, dtype)
+        self.views = [self.buffer[a:b].reshape(p.data.shape) for p, a, b in zip(self.params, offsets, offsets[1:])]
+        self.gathered = np.empty((self.size, self.buffer.size), dtype)
+        self.broadcast_parameters()
+
+    def broadcast_parameters(self) -> None:
+        """Rank 0's parameters on every rank (as PyTorch's DDP does when it is
+        built), so differently seeded ranks still train one model."""
+        flat = self.buffer[:self.n]
+        for p, v in zip(self.params, self.views):
+            v[...] = p.data
+        wait(self.comm, self.comm.Ibcast(flat, root=0), "TrainStep: broadcasting the parameters")
+        for p, v in zip(self.params, self.views):
+            p.data[...] = v
+
+    def local_slice(self, n: int) -> slice:
+        """This rank's rows of a global batch of n rows."""
+        return slice(*bounds(n, self.size, self.rank))
+
+    def step(self, local_grads, optimizer, x, target, n: int, mean: bool) -> float:
+        """One data-parallel step; (x, target) are this rank's rows
+        (``local_slice``) of a global batch of n rows. Returns the global
+        batch's loss. ``local_grads(x, t)`` writes the gradients of the
+        rows into the ``p.grad`` views and returns their loss."""
+        rows_here = len(x)
+        for p, v in zip(self.params, self.views):
+            p.grad = v
+        buf, error = self.buffer, None
+        try:
+            loss = local_grads(x, target) if rows_here else 0.0
+            if not rows_here:
+                buf[:self.n] = 0
+            for p, v in zip(self.params, self.views):
+                if p.grad is not v:  # the Python backends allocate their own
+                    v[...] = p.grad
+                    p.grad = v
+            if mean and self.size > 1:
+                buf[:self.n] *= rows_here / n
+                loss *= rows_here / n
+            buf[self.n] = loss
+        except Exception as e:  # still take part, so the others learn of it instead of waiting
+            error = e
+        buf[self.n + 1] = n
+        buf[self.n + 2] = error is None
+        rows = allgather(self.comm, buf, "TrainStep: summing the gradients")
+        if error is not None:
+            raise error
+        failed = [r for r in range(self.size) if rows[r, self.n + 2] != 1]
+        if failed:
+            raise RuntimeError(f"TrainStep: rank {failed[0]} failed to compute its gradients (its error is "
+                               "raised there); no rank has updated its parameters")
+        if not (rows[:, self.n + 1] == rows[0, self.n + 1]).all():
+            raise ValueError(f"TrainStep: every rank must be given the same global batch; batch sizes "
+                             f"{[int(s) for s in rows[:, self.n + 1]]} on ranks 0..{self.size - 1}")
+        sum_rows(rows, buf)
+        optimizer.step()
+        return float(buf[self.n])
+
+    def parameter_digest(self) -> str:
+        h = hashlib.sha256()
+        for p in self.params:
+            h.update(np.ascontiguousarray(p.data).view(np.uint8))
+        return h.hexdigest()
+
+    def sum(self, values, what: str) -> np.ndarray:
+        """Every rank's float64 ``values`` added in rank order (the same bits everywhere)."""
+        values = np.asarray(values, np.float64)
+        return sum_rows(allgather(self.comm, values, what), np.empty_like(values))
+
+    def agree(self, what: str, **values) -> None:
+        """ValueError on every rank unless every rank holds the same values."""
+        mine = hashlib.sha256(repr(sorted(values.items())).encode()).digest()
+        rows = allgather(self.comm, np.frombuffer(mine, np.uint8), what)
+        if not (rows == rows[0]).all():
+            differ = [r for r in range(self.size) if (rows[r] != rows[0]).any()]
+            raise ValueError(f"{what}: rank {differ[0]} differs from rank 0 (this rank has "
+                             f"{', '.join(f'{k}={v!r}' for k, v in values.items())}); every rank must run "
+                             "the same call on the same data")
+
+    def share_generator(self, generator) -> None:
+        """Rank 0's generator state on every rank: the same shuffles everywhere."""
+        generator.bit_generator.state = self.comm.bcast(generator.bit_generator.state, root=0)
