@@ -2,7 +2,8 @@
 training against the one-process run of the same global batches, which
 every rank also computes itself (comm=None) as the reference.
 
-    python distributed_worker.py parity    # TrainStep and fit over the cases
+    python distributed_worker.py parity [DTYPE]   # errors, TrainStep and fit over the cases
+    python distributed_worker.py resume DIR       # fit with checkpoints in DIR, resumed
     python distributed_worker.py raise R   # rank R raises in fit's 2nd epoch
     python distributed_worker.py raise-step R   # ... in a custom TrainStep loop
 
@@ -112,8 +113,65 @@ def fit_case(dtype, loss, opt, shuffle):
            loss_err=hist_err, same=bool(same), keys=sorted(h_dist) == sorted(h_ref))
 
 
-def parity() -> None:
-    for dtype in (np.float64, np.float32):
+def errors() -> None:
+    """Errors raised on every rank, with no rank updated and none left waiting."""
+    x, y = data(20, "cross_entropy", np.float64)
+    m = model(np.float64)
+    step = fp.TrainStep(m, nn.CrossEntropyLoss(), optim.SGD(m.parameters(), lr=0.1), comm=COMM)
+    before = digest(m)
+    seen = {}
+    try:
+        fp.TrainStep(m, nn.CrossEntropyLoss(), optim.SGD(m.parameters(), lr=0.1), comm="COMM_WORLD")
+    except TypeError as e:
+        seen["not_a_comm"] = "comm must be an mpi4py intracommunicator" in str(e)
+    try:  # a different global batch on each rank
+        step(x[:10 + COMM.rank], y[:10 + COMM.rank])
+    except ValueError as e:
+        seen["batch_mismatch"] = "same global batch" in str(e)
+    bad = y.copy()
+    bad[-1] = 3  # only the last rank's slice holds it
+    try:
+        step(x, bad)
+    except ValueError as e:
+        seen["class_range"] = "out of range" in str(e)
+    if COMM.rank == COMM.size - 1:
+        def failing(xs, ts):
+            raise FloatingPointError("this rank's gradients fail")
+        step._local_grads = failing
+    try:
+        step(x, y)
+    except (FloatingPointError, RuntimeError) as e:
+        seen["rank_failed"] = ("fail" in str(e)) and (COMM.rank == COMM.size - 1) == isinstance(e, FloatingPointError)
+    step.__dict__.pop("_local_grads", None)
+    seen["unchanged"] = digest(m) == before
+    step(x, y)  # and the step still works after all that
+    seen["trains_after"] = digest(m) != before and same_on_every_rank(digest(m))
+    report("errors", **{k: bool(all(COMM.allgather(v))) for k, v in seen.items()})
+
+
+def resume(folder: str) -> None:
+    """fit with checkpoints for 2 epochs, then resumed to 3 on every rank,
+    against 3 uninterrupted one-process epochs."""
+    x, y = data(45, "cross_entropy", np.float32)
+    histories = []
+    for epochs, kw in ((2, {}), (3, {"resume": True})):
+        m = model(np.float32)
+        opt = optim.Adam(m.parameters(), lr=1e-2)
+        fp.manual_seed(7)
+        histories.append(fp.fit(m, x, y, nn.CrossEntropyLoss(), opt, epochs=epochs, batch_size=16,
+                                progress=False, checkpoint=folder, checkpoint_every=2, comm=COMM, **kw))
+    ref = model(np.float32)
+    fp.manual_seed(7)
+    h_ref = fp.fit(ref, x, y, nn.CrossEntropyLoss(), optim.Adam(ref.parameters(), lr=1e-2), epochs=3, batch_size=16,
+                   progress=False)
+    err = max(rel_err(p.data, q.data) for p, q in zip(m.parameters(), ref.parameters()))
+    report("resume", dtype="float32", err=err, loss_err=rel_err(histories[1]["loss"], h_ref["loss"]),
+           same=bool(same_on_every_rank((digest(m), json.dumps(histories[1])))),
+           resumed=histories[1]["loss"][:2] == histories[0]["loss"])
+
+
+def parity(dtypes=("float64", "float32")) -> None:
+    for dtype in map(np.dtype, dtypes):
         for loss in LOSSES:
             for opt in OPTIMIZERS:
                 train_step_case(dtype, loss, opt)
@@ -150,7 +208,10 @@ def raise_in_step_loop(bad_rank: int) -> None:
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "parity":
-        parity()
+        errors()
+        parity(*[sys.argv[2:3]] if sys.argv[2:3] else [])
+    elif mode == "resume":
+        resume(sys.argv[2])
     elif mode == "raise":
         raise_in_fit(int(sys.argv[2]))
     elif mode == "raise-step":
