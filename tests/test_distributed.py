@@ -36,6 +36,8 @@ def _mpiexec() -> str:
 def _run(ranks: int, *args, backend="cpp", comm_timeout=None, abort_on_exception=True):
     env = dict(os.environ, FUSEDPROP_BACKEND=backend, FUSEDPROP_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(p for p in (PYTHONPATH, os.environ.get("PYTHONPATH")) if p))
+    # Every rank on this machine: hydra forks them itself (no ssh needed in a CI sandbox).
+    env.setdefault("HYDRA_LAUNCHER", "fork")
     if comm_timeout is not None:
         env["FUSEDPROP_COMM_TIMEOUT"] = str(comm_timeout)
     # -m mpi4py: an uncaught exception in the worker aborts the job at once.
@@ -105,3 +107,20 @@ def test_import_fusedprop_does_not_import_mpi4py():
                          env=dict(os.environ, PYTHONPATH=PYTHONPATH))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_example_runs_on_two_ranks_as_on_one():
+    example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "train_distributed.py"
+    args = [str(example), "--epochs", "2", "--rows", "4000"]
+    env = dict(os.environ, FUSEDPROP_NUM_THREADS="1", HYDRA_LAUNCHER=os.environ.get("HYDRA_LAUNCHER", "fork"),
+               PYTHONPATH=PYTHONPATH)
+    runs = [subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+            for cmd in ([_mpiexec(), "-n", "2", sys.executable, *args], [sys.executable, *args])]
+    epochs = []
+    for proc, ranks in zip(runs, (2, 1)):
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.startswith(f"{ranks} rank(s)"), proc.stdout  # rank 0 alone prints
+        epochs.append([[float(w) for w in line.split() if w[0].isdigit() and "." in w]
+                       for line in proc.stdout.splitlines() if line.startswith("epoch")])
+    assert len(epochs[0]) == 2 and epochs[0][-1][1] > 0.5, runs[0].stdout  # it learns (chance is 0.1)
+    assert epochs[0] == pytest.approx(epochs[1], rel=1e-3), (runs[0].stdout, runs[1].stdout)
