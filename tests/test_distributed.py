@@ -120,7 +120,7 @@ def test_the_example_runs_on_two_ranks_as_on_one():
     for proc, ranks in zip(runs, (2, 1)):
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.startswith(f"{ranks} rank(s)"), proc.stdout  # rank 0 alone prints
-        epochs.append([[float(w) for w in line.split() if w[0].isdigit() and "." in w]
-                       for line in proc.stdout.splitlines() if line.startswith("epoch")])
-    assert len(epochs[0]) == 2 and epochs[0][-1][1] > 0.5, runs[0].stdout  # it learns (chance is 0.1)
+        epochs.append([float(w) for line in proc.stdout.splitlines() if line.startswith("epoch")
+                       for w in line.split() if w[0].isdigit() and "." in w])  # loss, accuracy per epoch
+    assert len(epochs[0]) == 4 and epochs[0][-1] > 0.5, runs[0].stdout  # it learns (chance is 0.1)
     assert epochs[0] == pytest.approx(epochs[1], rel=1e-3), (runs[0].stdout, runs[1].stdout)
