@@ -5,6 +5,7 @@ every rank also computes itself (comm=None) as the reference.
     python distributed_worker.py parity [DTYPE]   # errors, TrainStep and fit over the cases
     python distributed_worker.py resume DIR       # fit with checkpoints in DIR, resumed
     python distributed_worker.py raise R   # rank R raises in fit's 2nd epoch
+    python distributed_worker.py kill R    # ... is killed (SIGKILL) there
     python distributed_worker.py raise-step R   # ... in a custom TrainStep loop
 
 Rank 0 prints one JSON line per case: the largest error relative to the
@@ -13,8 +14,9 @@ reference's magnitude, and whether every rank held the same bits.
 
 from __future__ import annotations
 
-import copy
 import json
+import os
+import signal
 import sys
 
 import numpy as np
@@ -178,7 +180,7 @@ def parity(dtypes=("float64", "float32")) -> None:
                 fit_case(dtype, loss, opt, shuffle=(opt != "adam"))
 
 
-def raise_in_fit(bad_rank: int) -> None:
+def raise_in_fit(bad_rank: int, kill: bool = False) -> None:
     x, y = data(64, "mse", np.float64)
     m = model(np.float64)
     opt = optim.SGD(m.parameters(), lr=0.01)
@@ -188,6 +190,8 @@ def raise_in_fit(bad_rank: int) -> None:
     def failing_step(closure=None):
         steps[0] += 1
         if COMM.rank == bad_rank and steps[0] == 5:  # the 2nd epoch's first step
+            if kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("this rank fails on purpose")
         return original(closure)
 
@@ -212,8 +216,8 @@ if __name__ == "__main__":
         parity(*[sys.argv[2:3]] if sys.argv[2:3] else [])
     elif mode == "resume":
         resume(sys.argv[2])
-    elif mode == "raise":
-        raise_in_fit(int(sys.argv[2]))
+    elif mode in ("raise", "kill"):
+        raise_in_fit(int(sys.argv[2]), kill=mode == "kill")
     elif mode == "raise-step":
         raise_in_step_loop(int(sys.argv[2]))
     else:

@@ -92,6 +92,12 @@ def test_a_rank_raising_in_fit_ends_the_job(bad_rank):
     assert f"fusedprop: rank {bad_rank} of 2: RuntimeError in the training loop" in proc.stderr
 
 
+def test_a_rank_killed_in_fit_ends_the_job():
+    proc = _run(2, "kill", "1", abort_on_exception=False)
+    assert proc.returncode != 0
+    assert "Killed (signal 9)" in proc.stdout + proc.stderr  # mpiexec's report
+
+
 def test_a_rank_leaving_a_custom_loop_ends_the_job_after_the_timeout():
     """Without -m mpi4py nothing aborts on the raising rank: the others give up
     after FUSEDPROP_COMM_TIMEOUT seconds and abort the job."""
