@@ -4,6 +4,7 @@ every rank also computes itself (comm=None) as the reference.
 
     python distributed_worker.py parity [DTYPE]   # errors, TrainStep and fit over the cases
     python distributed_worker.py resume DIR       # fit with checkpoints in DIR, resumed
+    python distributed_worker.py single           # without mpiexec: fit's errors on one rank
     python distributed_worker.py raise R   # rank R raises in fit's 2nd epoch
     python distributed_worker.py kill R    # ... is killed (SIGKILL) there
     python distributed_worker.py raise-step R   # ... in a custom TrainStep loop
@@ -214,6 +215,12 @@ if __name__ == "__main__":
     if mode == "parity":
         errors()
         parity(*[sys.argv[2:3]] if sys.argv[2:3] else [])
+    elif mode == "single":  # no mpiexec: a one-rank COMM_WORLD raises as without comm
+        m = model(np.float64)
+        try:
+            fp.fit(m, *data(8, "mse", np.float64), nn.MSELoss(), optim.SGD(m.parameters()), epochs=0, comm=COMM)
+        except ValueError as e:
+            print("ValueError:", e)
     elif mode == "resume":
         resume(sys.argv[2])
     elif mode in ("raise", "kill"):

@@ -107,6 +107,15 @@ def test_a_rank_leaving_a_custom_loop_ends_the_job_after_the_timeout():
     assert "did not arrive within 3 s (FUSEDPROP_COMM_TIMEOUT)" in proc.stderr
 
 
+def test_on_one_rank_fit_raises_instead_of_aborting():
+    """A one-rank COMM_WORLD (a notebook, no mpiexec) leaves nobody waiting."""
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    proc = subprocess.run([sys.executable, str(WORKER), "single"], capture_output=True, text=True, env=env,
+                          timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ValueError: fit: epochs must be a positive int, got 0", proc.stdout
+
+
 def test_import_fusedprop_does_not_import_mpi4py():
     code = "import sys, fusedprop; fusedprop.TrainStep; print('mpi4py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -29,6 +29,7 @@ import traceback
 import numpy as np
 
 DEFAULT_TIMEOUT = 600.0
+_SPIN, _NAP = 2e-3, 5e-5  # seconds: busy-wait this long, then test every _NAP
 _TAIL = 3  # loss, global batch size, ok flag after the gradients
 
 
@@ -76,10 +77,16 @@ def wait(comm, request, what: str, limit: float | None = None) -> None:
     if limit == float("inf"):
         request.Wait()
         return
-    deadline = time.monotonic() + limit
-    # MPICH's own Wait polls too; Test drives the same progress engine.
+    start = time.monotonic()
+    deadline = start + limit
+    # Test drives MPI's progress engine as Wait does. After a short spin the
+    # wait sleeps between tests, so ranks waiting for a slow one (more ranks
+    # than cores, or cores shared with other work) leave it the CPU.
     while not request.Test():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now - start > _SPIN:
+            time.sleep(_NAP)
+        if now > deadline:
             abort(comm, f"{what}: the other ranks did not arrive within {limit:g} s (FUSEDPROP_COMM_TIMEOUT); "
                         "one of them has failed, hangs or left the training loop")
 
@@ -112,6 +119,8 @@ def bounds(n: int, size: int, rank: int) -> tuple:
 def run_or_abort(comm, fn, *args):
     """fn(*args); an exception on this rank aborts the job, since the other
     ranks would otherwise wait for it in their next collective."""
+    if comm.Get_size() == 1:  # nobody to leave waiting: a plain exception (a notebook survives it)
+        return fn(*args)
     try:
         return fn(*args)
     except BaseException as e:  # noqa: BLE001 (KeyboardInterrupt too: the others would hang)
