@@ -4,7 +4,7 @@ every rank also computes itself (comm=None) as the reference.
 
     python distributed_worker.py parity [DTYPE]   # errors, TrainStep and fit over the cases
     python distributed_worker.py resume DIR       # fit with checkpoints in DIR, resumed
-    python distributed_worker.py single           # without mpiexec: fit's errors on one rank
+    python distributed_worker.py single           # without mpiexec: one rank against comm=None
     python distributed_worker.py raise R   # rank R raises in fit's 2nd epoch
     python distributed_worker.py kill R    # ... is killed (SIGKILL) there
     python distributed_worker.py raise-step R   # ... in a custom TrainStep loop
@@ -173,6 +173,28 @@ def resume(folder: str) -> None:
            resumed=histories[1]["loss"][:2] == histories[0]["loss"])
 
 
+def single() -> None:
+    """Without mpiexec: a one-rank COMM_WORLD gives the bits of comm=None
+    (the eager update runs the compiled update's kernels), and fit's errors
+    are raised as without comm (nobody is left waiting)."""
+    for dtype in (np.float64, np.float32):
+        for loss in LOSSES:
+            for opt in OPTIMIZERS:
+                x, y = data(40, loss, dtype)
+                runs = []
+                for comm in (COMM, None):
+                    m = model(dtype)
+                    step = fp.TrainStep(m, LOSSES[loss](), OPTIMIZERS[opt](m.parameters()), comm=comm)
+                    losses = [step(x[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10)]
+                    runs.append((digest(m), losses))
+                print(json.dumps({"case": f"{np.dtype(dtype).name}/{loss}/{opt}", "same": runs[0] == runs[1]}))
+    m = model(np.float64)
+    try:
+        fp.fit(m, *data(8, "mse", np.float64), nn.MSELoss(), optim.SGD(m.parameters()), epochs=0, comm=COMM)
+    except ValueError as e:
+        print("ValueError:", e)
+
+
 def parity(dtypes=("float64", "float32")) -> None:
     for dtype in map(np.dtype, dtypes):
         for loss in LOSSES:
@@ -215,12 +237,8 @@ if __name__ == "__main__":
     if mode == "parity":
         errors()
         parity(*[sys.argv[2:3]] if sys.argv[2:3] else [])
-    elif mode == "single":  # no mpiexec: a one-rank COMM_WORLD raises as without comm
-        m = model(np.float64)
-        try:
-            fp.fit(m, *data(8, "mse", np.float64), nn.MSELoss(), optim.SGD(m.parameters()), epochs=0, comm=COMM)
-        except ValueError as e:
-            print("ValueError:", e)
+    elif mode == "single":
+        single()
     elif mode == "resume":
         resume(sys.argv[2])
     elif mode in ("raise", "kill"):

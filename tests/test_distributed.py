@@ -106,13 +106,17 @@ def test_a_rank_leaving_a_custom_loop_ends_the_job_after_the_timeout():
     assert "did not arrive within 3 s (FUSEDPROP_COMM_TIMEOUT)" in proc.stderr
 
 
-def test_on_one_rank_fit_raises_instead_of_aborting():
-    """A one-rank COMM_WORLD (a notebook, no mpiexec) leaves nobody waiting."""
-    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+def test_one_rank_gives_the_bits_of_no_comm_and_raises_instead_of_aborting(backend):
+    """A one-rank COMM_WORLD (no mpiexec, e.g. a notebook): parameters and
+    losses bitwise those of comm=None, and fit's errors raise as usual."""
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, FUSEDPROP_BACKEND=backend)
     proc = subprocess.run([sys.executable, str(WORKER), "single"], capture_output=True, text=True, env=env,
                           timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "ValueError: fit: epochs must be a positive int, got 0", proc.stdout
+    *lines, error = proc.stdout.strip().splitlines()
+    cases = [json.loads(line) for line in lines]
+    assert len(cases) == 24 and all(c["same"] for c in cases), [c["case"] for c in cases if not c["same"]]
+    assert error == "ValueError: fit: epochs must be a positive int, got 0", proc.stdout
 
 
 def test_import_fusedprop_does_not_import_mpi4py():

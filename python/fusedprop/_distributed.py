@@ -30,7 +30,7 @@ import numpy as np
 
 DEFAULT_TIMEOUT = 600.0
 _SPIN, _NAP = 2e-3, 5e-5  # seconds: busy-wait this long, then test every _NAP
-_TAIL = 3  # loss, global batch size, ok flag after the gradients
+_TAIL = 3  # float64 after the gradients: loss, global batch size, ok flag
 
 
 def check_comm(comm, fn: str):
@@ -130,7 +130,11 @@ def run_or_abort(comm, fn, *args):
 
 
 class DataParallel:
-    """The gradient buffer and the collective of one ``TrainStep``."""
+    """The gradient buffer and the collective of one ``TrainStep``.
+
+    The buffer is bytes: the gradients in the model's dtype, then (8-byte
+    aligned) three float64: the rank's weighted loss, the global batch size
+    and an ok flag, so the loss and the size stay exact in float32 too."""
 
     def __init__(self, comm, slots: list, dtype, fn: str) -> None:
         self.comm = check_comm(comm, fn)
@@ -139,18 +143,22 @@ class DataParallel:
         sizes = [p.data.size for p in self.params]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n = int(offsets[-1])
-        self.buffer = np.zeros(self.n + _TAIL, dtype)
-        self.views = [self.buffer[a:b].reshape(p.data.shape) for p, a, b in zip(self.params, offsets, offsets[1:])]
-        self.gathered = np.empty((self.size, self.buffer.size), dtype)
+        self.dtype = np.dtype(dtype)
+        self.grad_bytes = self.n * self.dtype.itemsize
+        self.tail_at = -(-self.grad_bytes // 8) * 8
+        self.raw = np.zeros(self.tail_at + 8 * _TAIL, np.uint8)
+        self.grads = self.raw[:self.grad_bytes].view(self.dtype)
+        self.tail = self.raw[self.tail_at:].view(np.float64)
+        self.views = [self.grads[a:b].reshape(p.data.shape) for p, a, b in zip(self.params, offsets, offsets[1:])]
+        self.gathered = np.empty((self.size, self.raw.size), np.uint8)  # reused: no page faults per step
         self.broadcast_parameters()
 
     def broadcast_parameters(self) -> None:
         """Rank 0's parameters on every rank (as PyTorch's DDP does when it is
         built), so differently seeded ranks still train one model."""
-        flat = self.buffer[:self.n]
         for p, v in zip(self.params, self.views):
             v[...] = p.data
-        wait(self.comm, self.comm.Ibcast(flat, root=0), "TrainStep: broadcasting the parameters")
+        wait(self.comm, self.comm.Ibcast(self.grads, root=0), "TrainStep: broadcasting the parameters")
         for p, v in zip(self.params, self.views):
             p.data[...] = v
 
@@ -166,36 +174,37 @@ class DataParallel:
         rows_here = len(x)
         for p, v in zip(self.params, self.views):
             p.grad = v
-        buf, error = self.buffer, None
+        grads, tail, error = self.grads, self.tail, None
         try:
             loss = local_grads(x, target) if rows_here else 0.0
             if not rows_here:
-                buf[:self.n] = 0
+                grads[...] = 0
             for p, v in zip(self.params, self.views):
                 if p.grad is not v:  # the Python backends allocate their own
                     v[...] = p.grad
                     p.grad = v
             if mean and self.size > 1:
-                buf[:self.n] *= rows_here / n
+                grads *= rows_here / n
                 loss *= rows_here / n
-            buf[self.n] = loss
+            tail[0] = loss
         except Exception as e:  # still take part, so the others learn of it instead of waiting
             error = e
-        buf[self.n + 1] = n
-        buf[self.n + 2] = error is None
-        rows = allgather(self.comm, buf, "TrainStep: summing the gradients")
+        tail[1] = n
+        tail[2] = error is None
+        wait(self.comm, self.comm.Iallgather(self.raw, self.gathered), "TrainStep: summing the gradients")
         if error is not None:
             raise error
-        failed = [r for r in range(self.size) if rows[r, self.n + 2] != 1]
+        tails = self.gathered[:, self.tail_at:].view(np.float64)
+        failed = [r for r in range(self.size) if tails[r, 2] != 1]
         if failed:
             raise RuntimeError(f"TrainStep: rank {failed[0]} failed to compute its gradients (its error is "
                                "raised there); no rank has updated its parameters")
-        if not (rows[:, self.n + 1] == rows[0, self.n + 1]).all():
+        if not (tails[:, 1] == tails[0, 1]).all():
             raise ValueError(f"TrainStep: every rank must be given the same global batch; batch sizes "
-                             f"{[int(s) for s in rows[:, self.n + 1]]} on ranks 0..{self.size - 1}")
-        sum_rows(rows, buf)
+                             f"{[int(s) for s in tails[:, 1]]} on ranks 0..{self.size - 1}")
+        sum_rows(self.gathered[:, :self.grad_bytes].view(self.dtype), grads)
         optimizer.step()
-        return float(buf[self.n])
+        return float(sum_rows(tails[:, :1], tail[:1])[0])
 
     def parameter_digest(self) -> str:
         h = hashlib.sha256()
