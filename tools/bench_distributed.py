@@ -55,7 +55,7 @@ def worker(net: str, batch: int, steps: int) -> None:
         step._local_grads = timed("grads", step._local_grads)
         _distributed.wait = timed("collective", _distributed.wait)
         _distributed.sum_rows = timed("sum", _distributed.sum_rows)
-        opt.step = timed("update", opt.step)
+        opt.step = timed("update", opt.step)  # TrainStep calls it after the sum
     for _ in range(3):
         step(x, y)
     comm.Barrier()

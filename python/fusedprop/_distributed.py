@@ -166,11 +166,12 @@ class DataParallel:
         """This rank's rows of a global batch of n rows."""
         return slice(*bounds(n, self.size, self.rank))
 
-    def step(self, local_grads, optimizer, x, target, n: int, mean: bool) -> float:
-        """One data-parallel step; (x, target) are this rank's rows
-        (``local_slice``) of a global batch of n rows. Returns the global
-        batch's loss. ``local_grads(x, t)`` writes the gradients of the
-        rows into the ``p.grad`` views and returns their loss."""
+    def gradients(self, local_grads, x, target, n: int, mean: bool) -> float:
+        """The global batch's gradients in every ``p.grad`` (the same bits on
+        every rank) and its loss; (x, target) are this rank's rows
+        (``local_slice``) of a global batch of n rows. ``local_grads(x, t)``
+        writes the gradients of the rows into the ``p.grad`` views and
+        returns their loss. The caller then runs the optimizer."""
         rows_here = len(x)
         for p, v in zip(self.params, self.views):
             p.grad = v
@@ -203,7 +204,6 @@ class DataParallel:
             raise ValueError(f"TrainStep: every rank must be given the same global batch; batch sizes "
                              f"{[int(s) for s in tails[:, 1]]} on ranks 0..{self.size - 1}")
         sum_rows(self.gathered[:, :self.grad_bytes].view(self.dtype), grads)
-        optimizer.step()
         return float(sum_rows(tails[:, :1], tail[:1])[0])
 
     def parameter_digest(self) -> str:
