@@ -30,6 +30,7 @@ import numpy as np
 
 DEFAULT_TIMEOUT = 600.0
 _SPIN, _NAP = 2e-3, 5e-5  # seconds: busy-wait this long, then test every _NAP
+_LAST_WORDS = 0.5  # seconds between the message and MPI_Abort
 _TAIL = 3  # float64 after the gradients: loss, global batch size, ok flag
 
 
@@ -62,12 +63,15 @@ def timeout() -> float:
     return float("inf") if value == 0 else value
 
 
-def abort(comm, message: str) -> None:
+def abort(comm, message: str, details: str = "") -> None:
     """Say why on stderr, then end every rank of the job (MPI_Abort: mpiexec
     kills them all and exits non-zero)."""
-    sys.stderr.write(f"fusedprop: rank {comm.Get_rank()} of {comm.Get_size()}: {message}; "
+    sys.stderr.write(f"{details}fusedprop: rank {comm.Get_rank()} of {comm.Get_size()}: {message}; "
                      "aborting the MPI job (MPI_Abort)\n")
     sys.stderr.flush()
+    # mpiexec forwards each rank's output asynchronously and stops when the
+    # job is aborted: a moment first, so the message gets through.
+    time.sleep(_LAST_WORDS)
     comm.Abort(1)
 
 
@@ -124,8 +128,7 @@ def run_or_abort(comm, fn, *args):
     try:
         return fn(*args)
     except BaseException as e:  # noqa: BLE001 (KeyboardInterrupt too: the others would hang)
-        traceback.print_exc()
-        abort(comm, f"{type(e).__name__} in the training loop")
+        abort(comm, f"{type(e).__name__} in the training loop", traceback.format_exc())
         raise
 
 
