@@ -133,14 +133,20 @@ def run_or_abort(comm, fn, *args):
 
 
 class DataParallel:
-    """The gradient buffer and the collective of one ``TrainStep``.
+    """The gradient buffers and the collective of one ``TrainStep``.
 
-    The buffer is bytes: the gradients in the model's dtype, then (8-byte
-    aligned) three float64: the rank's weighted loss, the global batch size
-    and an ok flag, so the loss and the size stay exact in float32 too."""
+    ``gathered`` is a (P, bytes) array: row r is rank r's buffer, the
+    gradients of its slice in the model's dtype, then (8-byte aligned) three
+    float64: its weighted loss, the global batch size and an ok flag (so the
+    loss and the size stay exact in float32). A rank computes straight into
+    its own row and gathers in place, so its gradients are never copied
+    before they are sent; the sum goes to ``summed``, which ``p.grad`` views."""
 
     def __init__(self, comm, slots: list, dtype, fn: str) -> None:
         self.comm = check_comm(comm, fn)
+        from mpi4py import MPI
+
+        self._in_place = MPI.IN_PLACE
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.params = [p for p in slots if p is not None]
         sizes = [p.data.size for p in self.params]
@@ -149,11 +155,14 @@ class DataParallel:
         self.dtype = np.dtype(dtype)
         self.grad_bytes = self.n * self.dtype.itemsize
         self.tail_at = -(-self.grad_bytes // 8) * 8
-        self.raw = np.zeros(self.tail_at + 8 * _TAIL, np.uint8)
-        self.grads = self.raw[:self.grad_bytes].view(self.dtype)
-        self.tail = self.raw[self.tail_at:].view(np.float64)
-        self.views = [self.grads[a:b].reshape(p.data.shape) for p, a, b in zip(self.params, offsets, offsets[1:])]
-        self.gathered = np.empty((self.size, self.raw.size), np.uint8)  # reused: no page faults per step
+        self.gathered = np.zeros((self.size, self.tail_at + 8 * _TAIL), np.uint8)
+        own = self.gathered[self.rank]
+        self.local = own[:self.grad_bytes].view(self.dtype)
+        self.tail = own[self.tail_at:].view(np.float64)
+        self.summed = np.zeros(self.n, self.dtype)
+        spans = list(zip(self.params, offsets, offsets[1:]))
+        self.local_views = [self.local[a:b].reshape(p.data.shape) for p, a, b in spans]
+        self.views = [self.summed[a:b].reshape(p.data.shape) for p, a, b in spans]
         self.broadcast_parameters()
 
     def broadcast_parameters(self) -> None:
@@ -161,7 +170,7 @@ class DataParallel:
         built), so differently seeded ranks still train one model."""
         for p, v in zip(self.params, self.views):
             v[...] = p.data
-        wait(self.comm, self.comm.Ibcast(self.grads, root=0), "TrainStep: broadcasting the parameters")
+        wait(self.comm, self.comm.Ibcast(self.summed, root=0), "TrainStep: broadcasting the parameters")
         for p, v in zip(self.params, self.views):
             p.data[...] = v
 
@@ -173,29 +182,31 @@ class DataParallel:
         """The global batch's gradients in every ``p.grad`` (the same bits on
         every rank) and its loss; (x, target) are this rank's rows
         (``local_slice``) of a global batch of n rows. ``local_grads(x, t)``
-        writes the gradients of the rows into the ``p.grad`` views and
-        returns their loss. The caller then runs the optimizer."""
+        writes the gradients of the rows into the ``p.grad`` arrays (here
+        views of this rank's row) and returns their loss. The caller then
+        runs the optimizer."""
         rows_here = len(x)
-        for p, v in zip(self.params, self.views):
+        for p, v in zip(self.params, self.local_views):
             p.grad = v
-        grads, tail, error = self.grads, self.tail, None
+        local, tail, error = self.local, self.tail, None
         try:
             loss = local_grads(x, target) if rows_here else 0.0
             if not rows_here:
-                grads[...] = 0
-            for p, v in zip(self.params, self.views):
+                local[...] = 0
+            for p, v in zip(self.params, self.local_views):
                 if p.grad is not v:  # the Python backends allocate their own
                     v[...] = p.grad
-                    p.grad = v
             if mean and self.size > 1:
-                grads *= rows_here / n
+                local *= rows_here / n
                 loss *= rows_here / n
             tail[0] = loss
         except Exception as e:  # still take part, so the others learn of it instead of waiting
             error = e
         tail[1] = n
         tail[2] = error is None
-        wait(self.comm, self.comm.Iallgather(self.raw, self.gathered), "TrainStep: summing the gradients")
+        for p, v in zip(self.params, self.views):
+            p.grad = v  # the sum's views, whatever happens below
+        wait(self.comm, self.comm.Iallgather(self._in_place, self.gathered), "TrainStep: summing the gradients")
         if error is not None:
             raise error
         tails = self.gathered[:, self.tail_at:].view(np.float64)
@@ -206,8 +217,8 @@ class DataParallel:
         if not (tails[:, 1] == tails[0, 1]).all():
             raise ValueError(f"TrainStep: every rank must be given the same global batch; batch sizes "
                              f"{[int(s) for s in tails[:, 1]]} on ranks 0..{self.size - 1}")
-        sum_rows(self.gathered[:, :self.grad_bytes].view(self.dtype), grads)
-        return float(sum_rows(tails[:, :1], tail[:1])[0])
+        sum_rows(self.gathered[:, :self.grad_bytes].view(self.dtype), self.summed)
+        return float(sum_rows(tails[:, :1], np.empty(1))[0])
 
     def parameter_digest(self) -> str:
         h = hashlib.sha256()
