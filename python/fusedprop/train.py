@@ -49,9 +49,16 @@ class TrainStep:
     kernels) updates, so the result equals the eager loop with clipping.
     Without it the step stays one call into C++. Schedulers may change the
     optimizer's ``lr``/``momentum``/``betas`` between steps: each step reads them.
+
+    ``comm``: an mpi4py communicator for data-parallel training. Every rank
+    calls ``step(x, y)`` with the same global batch and computes the
+    gradients of its contiguous slice; one collective sums them (in rank
+    order: bitwise the same on every rank) and every rank applies the same
+    update. Rank 0's parameters are copied to every rank here. See README,
+    "Training on several processes and machines".
     """
 
-    def __init__(self, model, criterion, optimizer, clip_grad_norm=None) -> None:
+    def __init__(self, model, criterion, optimizer, comm=None, clip_grad_norm=None) -> None:
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
         self.clip_grad_norm = _check_clip(clip_grad_norm)
         self._layers = compile_layers(model)
@@ -69,6 +76,11 @@ class TrainStep:
         self._in = self._layers[0].linear.in_features
         self._out = self._layers[-1].linear.out_features
         self._plan = None
+        self._dp = None
+        if comm is not None:
+            from . import _distributed  # imports mpi4py: only with a comm
+
+            self._dp = _distributed.DataParallel(comm, self._slots, self._dtype, "TrainStep")
 
     def __repr__(self) -> str:
         chain = " -> ".join(f"Linear({s.linear.in_features}, {s.linear.out_features})"
@@ -78,6 +90,10 @@ class TrainStep:
     def __call__(self, x, y) -> float:
         x = _as_batch(x, self._dtype, self._in, "TrainStep")
         target = targets_for(self._loss, y, x.shape[0], self._out, self._dtype)
+        if self._dp is not None:
+            self._check_classes(target)
+            rows = self._dp.local_slice(len(x))
+            return self._distributed_step(x[rows], target[rows], len(x))
         if backends.current.NAME == "cpp":
             return self._compiled_step(x, target)
         return self._python_step(x, target)
@@ -101,12 +117,40 @@ class TrainStep:
         if self.clip_grad_norm is None:  # the fast path: gradients and update in one call
             return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups))
         loss = plan.step(x, target, params, grads, [None] * len(slots))  # gradients only
-        self._clip_and_update()
+        self._update()
         return loss
 
-    def _clip_and_update(self) -> None:
-        clip_grad_norm_([p for p in self._slots if p is not None], self.clip_grad_norm)
+    def _update(self) -> None:
+        """The optimizer's own step on the gradients in p.grad, clipped first if asked."""
+        if self.clip_grad_norm is not None:
+            clip_grad_norm_([p for p in self._slots if p is not None], self.clip_grad_norm)
         self.optimizer.step()
+
+    # ------------------------------------------------ data-parallel path
+    def _distributed_step(self, x, target, n: int) -> float:
+        """The step over ``comm`` on this rank's rows (x, target) of a global
+        batch of n rows, already checked."""
+        self._clear_outside_grads()
+        loss = self._dp.gradients(self._local_grads, x, target, n, self._loss.reduction == "mean")
+        # The eager update runs the compiled update's kernels: the same bits as one process would get.
+        self._update()
+        return loss
+
+    def _check_classes(self, target) -> None:
+        # On the whole batch, not on one rank's slice in C++: every rank raises the same error.
+        if self._loss.kind == "cross_entropy" and len(target):
+            bad = target[(target < 0) | (target >= self._out)]
+            if bad.size:
+                raise ValueError(f"TrainStep: target class index {bad[0]} is out of range [0, {self._out})")
+
+    def _local_grads(self, x, target) -> float:
+        """Gradients of (x, target) into the p.grad buffers, no update; the loss."""
+        if backends.current.NAME == "cpp":
+            slots = self._slots
+            params = [None if p is None else p.data for p in slots]
+            grads = [None if p is None else p.grad for p in slots]
+            return self._compiled_plan().step(x, target, params, grads, [None] * len(slots))
+        return self._python_grads(x, target)
 
     # ------------------------------------------------------ Python path
     def _clear_outside_grads(self) -> None:
@@ -115,6 +159,11 @@ class TrainStep:
 
     def _python_step(self, x, target) -> float:
         self._clear_outside_grads()
+        loss = self._python_grads(x, target)
+        self._update()
+        return loss
+
+    def _python_grads(self, x, target) -> float:
         inputs, saved = [x], []
         for s in self._layers:
             lin = s.linear
@@ -134,10 +183,6 @@ class TrainStep:
             lin.weight.grad = gw
             if lin.bias is not None:
                 lin.bias.grad = gb
-        if self.clip_grad_norm is None:
-            self.optimizer.step()
-        else:
-            self._clip_and_update()
         return float(loss.item())
 
     # ------------------------------------------------------- inference
@@ -217,7 +262,7 @@ def _update_rules(optimizer, slots: list, groups: list) -> list:
 
 def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
         validation_data=None, progress: bool = True, checkpoint=None, checkpoint_every=None,
-        resume: bool = False, scheduler=None) -> dict:
+        resume: bool = False, comm=None, scheduler=None) -> dict:
     """Train ``model`` on (X, y) with ``TrainStep``; returns the history.
 
     ``history["loss"]`` holds each epoch's mean training loss (weighted by
@@ -246,17 +291,45 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     ``scheduler.interval = "batch"`` to step any other one per batch (e.g. a
     ``LambdaLR`` warm-up counted in steps). Checkpoints hold the scheduler's
     state, so a resumed run continues its schedule.
+
+    ``comm``: an mpi4py communicator for data-parallel training (see
+    ``TrainStep``). Every rank calls fit with the same arguments and data;
+    ``batch_size`` is the global batch, each rank computes its slice. Rank
+    0's generator state is copied to every rank, so all draw the same
+    shuffles. Only rank 0 shows progress and writes checkpoints; every rank
+    reads them on resume (the folder must be visible to all). Validation is
+    split across the ranks. Every rank returns the same history. An
+    exception on any rank ends the whole job with ``MPI_Abort``.
     """
+    if comm is not None:
+        from . import _distributed  # imports mpi4py: only with a comm
+
+        return _distributed.run_or_abort(_distributed.check_comm(comm, "fit"), _fit, model, X, y, criterion,
+                                         optimizer, epochs, batch_size, shuffle, validation_data, progress,
+                                         checkpoint, checkpoint_every, resume, comm, scheduler)
+    return _fit(model, X, y, criterion, optimizer, epochs, batch_size, shuffle, validation_data, progress,
+                checkpoint, checkpoint_every, resume, None, scheduler)
+
+
+def _fit(model, X, y, criterion, optimizer, epochs, batch_size, shuffle, validation_data, progress, checkpoint,
+         checkpoint_every, resume, comm, scheduler) -> dict:
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
     per_batch = _check_scheduler(scheduler, optimizer)
-    step = TrainStep(model, criterion, optimizer)
+    step = TrainStep(model, criterion, optimizer, comm=comm)
     X = _as_batch(X, step._dtype, step._in, "fit")
     y = as_array(y.data if isinstance(y, Tensor) else y, "fit", "y")
     if len(y) != len(X):
         raise ValueError(f"fit: X has {len(X)} rows but y has {len(y)}")
     n = len(X)
+    dp = step._dp
+    if dp is not None:
+        dp.agree("fit", rows=n, batch_size=int(batch_size), epochs=int(epochs), shuffle=bool(shuffle),
+                 validation=validation_data is not None, checkpoint=checkpoint is not None, resume=resume)
+        step._check_classes(targets_for(step._loss, y, n, step._out, step._dtype))
+        if shuffle:
+            dp.share_generator(_runtime.generator())
     history: dict = {"loss": []}
     if validation_data is not None:
         history["val_loss"] = []
@@ -268,7 +341,10 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
     # Where to start: a resumed run's epoch, batches done in it, its permutation and running loss total.
     first_epoch, done, order, total = (0, 0, None, 0.0) if saver is None else \
         saver.restore(model, optimizer, history, epochs)
-    bar = _progress_bar(epochs, progress)
+    if dp is not None and saver is not None:
+        dp.agree("fit: resuming", epoch=first_epoch, step=done, total=total, parameters=dp.parameter_digest())
+    writes = saver is not None and (dp is None or dp.rank == 0)
+    bar = _progress_bar(epochs, progress and (dp is None or dp.rank == 0))
     if bar is not None and first_epoch:
         bar.update(first_epoch)
     model.train()
@@ -278,11 +354,16 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
             total = 0.0
         for start in range(done * batch_size, n, batch_size):
             idx = order[start:start + batch_size]
-            loss = step(X[idx], y[idx])
+            if dp is None:
+                loss = step(X[idx], y[idx])
+            else:  # only this rank's rows are gathered
+                mine = idx[dp.local_slice(len(idx))]
+                loss = step._distributed_step(X[mine], targets_for(step._loss, y[mine], len(mine), step._out,
+                                                                   step._dtype), len(idx))
             total += loss * (len(idx) if step._loss.reduction == "mean" else 1)
             if per_batch:
                 scheduler.step()
-            if saver is not None:
+            if writes:
                 saver.step_done(model, optimizer, epoch, start // batch_size + 1, order, total, history)
         epoch_loss = total / n if step._loss.reduction == "mean" and n else total
         history["loss"].append(epoch_loss)
@@ -296,7 +377,7 @@ def fit(model, X, y, criterion, optimizer, epochs: int = 10, batch_size: int = 6
                 postfix["val_acc"] = f"{val_acc:.4f}"
         if scheduler is not None and not per_batch:
             _step_per_epoch(scheduler, history)
-        if saver is not None:
+        if writes:
             saver.epoch_done(model, optimizer, epoch, history)
         order, done = None, 0
         if bar is not None:
@@ -330,12 +411,32 @@ def _step_per_epoch(scheduler, history: dict) -> None:
 
 def _evaluate(step: TrainStep, X, y):
     X = _as_batch(X, step._dtype, step._in, "fit: validation_data")
+    if step._dp is not None:
+        return _evaluate_distributed(step, X, y)
     out = step._forward(X)
     target = targets_for(step._loss, y, len(X), step._out, step._dtype)
     with no_grad():
         loss = float(step.criterion(Tensor(out), target).item())
     acc = float(np.mean(out.argmax(axis=1) == target)) if step._loss.kind == "cross_entropy" else None
     return loss, acc
+
+
+def _evaluate_distributed(step: TrainStep, X, y):
+    """_evaluate with each rank on its slice of (X, y), the parts added in rank order."""
+    n = len(X)
+    target = targets_for(step._loss, y, n, step._out, step._dtype)
+    rows = step._dp.local_slice(n)
+    loss = correct = 0.0
+    if rows.stop > rows.start:
+        out = step._forward(X[rows])
+        with no_grad():
+            loss = float(step.criterion(Tensor(out), target[rows]).item())
+        if step._loss.reduction == "mean":
+            loss *= (rows.stop - rows.start) / n
+        if step._loss.kind == "cross_entropy":
+            correct = float(np.sum(out.argmax(axis=1) == target[rows]))
+    loss, correct = step._dp.sum([loss, correct], "fit: validation")
+    return float(loss), (float(correct / n) if step._loss.kind == "cross_entropy" else None)
 
 
 def _progress_bar(total: int, progress: bool):
