@@ -15,6 +15,7 @@
 
 #include "array_args.h"
 #include "bindings.h"
+#include "layer_shapes.h"
 #include "gemm/packed_b.h"
 #include "train/inference_plan.h"
 
@@ -82,18 +83,7 @@ const T* weight_array(const std::string& fn, py::handle obj, const std::string& 
 class InferencePlan {
 public:
     InferencePlan(const std::string& fn, const std::string& dtype, const std::vector<py::tuple>& layers) : fn_(fn) {
-        std::vector<train::LayerShape> shapes;
-        for (const auto& t : layers) {
-            train::LayerShape s;
-            auto act = math::parse_activation(t[0].cast<std::string>());
-            if (!act) throw py::value_error(fn_ + ": unknown activation " + t[0].cast<std::string>());
-            s.activation = *act;
-            s.negative_slope = t[1].cast<double>();
-            s.has_bias = t[2].cast<bool>();
-            s.in_features = t[3].cast<index_t>();
-            s.out_features = t[4].cast<index_t>();
-            shapes.push_back(s);
-        }
+        const std::vector<train::LayerShape> shapes = layer_shapes(fn_, layers);
         if (dtype == "float32") plan_ = std::make_unique<train::InferencePlan<float>>(shapes);
         else if (dtype == "float64") plan_ = std::make_unique<train::InferencePlan<double>>(shapes);
         else throw py::value_error(fn_ + ": dtype must be float32 or float64, got " + dtype);

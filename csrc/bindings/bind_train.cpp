@@ -16,6 +16,7 @@
 
 #include "array_args.h"
 #include "bindings.h"
+#include "layer_shapes.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "train/train_step.h"
@@ -69,18 +70,7 @@ class TrainPlan {
 public:
     TrainPlan(const std::string& dtype, const std::vector<py::tuple>& layers, const std::string& loss,
               const std::string& reduction, double label_smoothing) {
-        std::vector<LayerShape> shapes;
-        for (const auto& t : layers) {
-            LayerShape s;
-            auto act = math::parse_activation(t[0].cast<std::string>());
-            if (!act) throw py::value_error("TrainPlan: unknown activation " + t[0].cast<std::string>());
-            s.activation = *act;
-            s.negative_slope = t[1].cast<double>();
-            s.has_bias = t[2].cast<bool>();
-            s.in_features = t[3].cast<index_t>();
-            s.out_features = t[4].cast<index_t>();
-            shapes.push_back(s);
-        }
+        const std::vector<LayerShape> shapes = layer_shapes("TrainPlan", layers);
         LossShape l;
         if (loss == "mse") l.kind = LossKind::mse;
         else if (loss == "bce_with_logits") l.kind = LossKind::bce_with_logits;
