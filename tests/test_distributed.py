@@ -18,10 +18,14 @@ import sys
 
 import pytest
 
+import fusedprop as fp
+
 pytest.importorskip("mpi4py", reason="distributed training needs mpi4py (pip install 'fusedprop[mpi]')")
 
 WORKER = pathlib.Path(__file__).resolve().parent / "distributed_worker.py"
-PYTHONPATH = str(pathlib.Path(__file__).resolve().parent.parent / "python")
+# The folder the fusedprop under test was imported from (a source tree with a
+# built core, or site-packages after pip install): the ranks import that one.
+PYTHONPATH = str(pathlib.Path(fp.__file__).resolve().parent.parent)
 TIMEOUT = 120  # seconds for a whole mpiexec run
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
