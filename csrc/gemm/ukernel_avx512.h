@@ -31,10 +31,14 @@
 // start from an "undefined" register that -Wmaybe-uninitialized flags once
 // inlined; the warnings point into the intrinsics headers, which must be first
 // included here (the *_avx512.cpp files include this header first).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <cassert>
 #include <cstdint>

@@ -83,7 +83,7 @@ Loop loop_for(const char* isa) {
 #if defined(FUSEDPROP_HAVE_AVX2)
     if ((want == "avx512" || want == "avx2") && f.avx2 && f.fma) return Loop::avx2;
 #endif
-    (void)f;
+    (void)f, (void)want;  // unused in a build without the AVX kernels (aarch64, arm64 macOS)
     return Loop::portable;
 }
 

@@ -33,11 +33,13 @@ int parse_positive(const char* text) {
 }
 
 int affinity_cpu_count() {
+#if defined(__linux__)  // glibc and musl; macOS has no affinity masks
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0) {
         int n = CPU_COUNT(&set);
         if (n > 0) return n;
     }
+#endif
     unsigned hw = std::thread::hardware_concurrency();
     return hw > 0 ? static_cast<int>(hw) : 1;
 }

@@ -131,8 +131,12 @@ def matmul(a, b, out):
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
-    """(..., features) as (batch, features); reshape(-1, ...) fails on size 0."""
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+    """(..., features) as (batch, features), C-contiguous; reshape(-1, ...) fails on size 0.
+
+    Contiguous because NumPy 1.x's matmul sends an operand BLAS cannot take
+    (negative or odd strides) through its own loop, which rounds differently:
+    results would depend on the input's layout (NumPy 2 copies it itself)."""
+    return np.ascontiguousarray(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]))
 
 
 def _preactivation(x, weight, bias):
