@@ -157,3 +157,66 @@ def test_subnormal_state_is_flushed_to_zero(backend, dtype):
             want = np.where(np.abs(decayed) < tiny, dtype(0), decayed)
             np.testing.assert_array_equal(v, want, err_msg=name)
             assert not np.signbit(v[np.abs(decayed) < tiny]).any(), name
+
+
+def _optim_isas(core):
+    isas = []
+    for name in ("reference", "avx2", "avx512"):
+        try:
+            core._set_optim_isa(name)
+        except ValueError:
+            continue
+        isas.append(name)
+    core._set_optim_isa("auto")
+    return isas
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimizer_updates_give_the_same_bits_on_every_isa(cpp_only, rng, dtype):
+    """The AVX-512, AVX2 and baseline copies of the update loops
+    (csrc/optim/update_loops.h) round every operation alike: bitwise equal
+    results, vector tails included, NaN/Inf/subnormal values too."""
+    core = fp.backends.core_module()
+    isas = _optim_isas(core)
+    assert "reference" in isas
+    if len(isas) < 2:
+        pytest.skip("this CPU runs only the baseline optimizer loops")
+    tiny = np.finfo(dtype).tiny
+    specials = np.array([np.nan, np.inf, -np.inf, tiny * 0.5, -tiny * 3, 0.0, -0.0, 1e30], dtype)
+
+    def data(n):
+        a = rng.standard_normal(n).astype(dtype)
+        a[: min(n, len(specials))] = specials[: min(n, len(specials))]
+        return a
+
+    def run(isa, n, seed_arrays):
+        core._set_optim_isa(isa)
+        try:
+            out = []
+            for config in SGD_CONFIGS:
+                p, g, buf = (a.copy() for a in seed_arrays[:3])
+                for step in range(2):
+                    core.sgd_step(p, g, buf if config[1] else None, *config, step == 0)
+                out += [p, buf]
+            for lr, b1, b2, eps, wd, amsgrad, decoupled in ADAM_CONFIGS:
+                p, g, m, v, vmax = (a.copy() for a in seed_arrays)
+                v, vmax = np.abs(v), np.abs(vmax)
+                for step in (1.0, 2.0):
+                    core.adam_step(p, g, m, v, vmax if amsgrad else None, step, lr, b1, b2, eps, wd, decoupled)
+                out += [p, m, v, vmax]
+            return out
+        finally:
+            core._set_optim_isa("auto")
+
+    for n in (0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 1000, 4099):
+        arrays = [data(n) for _ in range(5)]
+        want = run("reference", n, arrays)
+        for isa in isas[1:]:
+            got = run(isa, n, arrays)
+            for k, (a, b) in enumerate(zip(got, want)):
+                assert a.tobytes() == b.tobytes(), f"{isa}, n={n}, array {k}"
+
+
+def test_set_optim_isa_rejects_unknown_names(cpp_only):
+    with pytest.raises(ValueError, match="unknown ISA"):
+        fp.backends.core_module()._set_optim_isa("sse9")

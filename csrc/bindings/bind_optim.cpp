@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "optim/update_kernels.h"
 
 namespace py = pybind11;
 
@@ -136,6 +137,17 @@ void register_optim(py::module_& m) {
         py::arg("decoupled"),
         "Fused in-place Adam/AdamW (AMSGrad when max_exp_avg_sq is given) update of one parameter "
         "(PyTorch's rule; see csrc/optim/adam.h).");
+    m.def(
+        "_set_optim_isa",
+        [](const std::string& name) {
+            try {
+                optim::set_optim_isa(name);
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("name"), "Private (tests): 'auto', 'avx512', 'avx2' or 'reference' for the optimizer updates.");
+    m.def("_optim_isa", &optim::optim_isa, "Private: the ISA the optimizer updates use now.");
 }
 
 }  // namespace fusedprop::bindings

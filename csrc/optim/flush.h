@@ -13,11 +13,16 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/isa_tag.h"
+
 namespace fusedprop::optim {
+// Tagged: the optimizer loops that call it are compiled for several ISAs (update_loops.h).
+inline namespace FUSEDPROP_ISA_TAG {
 
 template <class T>
 inline T flush_subnormal(T x) noexcept {
     return std::fabs(x) < std::numeric_limits<T>::min() ? T(0) : x;
 }
 
+}  // namespace FUSEDPROP_ISA_TAG
 }  // namespace fusedprop::optim
