@@ -156,11 +156,37 @@ def torch_contender(name: str, factory: Callable[[], tuple]) -> Contender:
     return Contender(name, "torch", None if reason else factory, reason)
 
 
-# XLA reads its flags once, when jax is first imported: the report runs JAX
-# single-threaded (the flags the issue tracker's comparisons use), so JAX
-# rows exist at 1 thread only.
+# The report runs JAX single-threaded, so JAX rows exist at 1 thread only.
+# The XLA_FLAGS the issue tracker's comparisons use are not enough: JAX 0.10's
+# CPU client still runs a step on every CPU (measured: two threads sharing a
+# 784-1024-1024-10 step's CPU time, half the wall time). It sizes its thread
+# pool from the process's CPU affinity when the client is made (jax-ml/jax
+# #1539), so the client is made while the process may use one CPU only.
 JAX_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-JAX_NOTE = "JAX runs single-threaded in this report (XLA_FLAGS, read once per process)"
+JAX_NOTE = "JAX runs single-threaded in this report (its CPU client is made on one CPU)"
+_jax_started = False
+
+
+def _start_jax_single_threaded() -> None:
+    """Makes JAX's CPU client (and its thread pool) while this process is
+    pinned to one CPU, then restores the affinity: JAX's pool threads stay on
+    that CPU; every other thread gets its CPUs back."""
+    global _jax_started
+    if _jax_started:
+        return
+    _jax_started = True
+    import os
+
+    import jax
+    import jax.numpy as jnp
+    if not hasattr(os, "sched_setaffinity"):  # not Linux: the flags alone
+        return
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        jax.jit(lambda a: a @ a)(jnp.ones((8, 8))).block_until_ready()
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def jax_contender(name: str, factory: Callable[[], tuple], extra: tuple = ()) -> Contender:
@@ -173,4 +199,6 @@ def jax_contender(name: str, factory: Callable[[], tuple], extra: tuple = ()) ->
         _, reason = optional(module)
         if reason:
             break
+    if reason is None:
+        _start_jax_single_threaded()
     return Contender(name, "jax", None if reason else factory, reason, only_threads=1, only_threads_note=JAX_NOTE)
