@@ -165,6 +165,23 @@ def test_operand_strides(isa, threads, dtype, m):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row_bytes", [1024, 2048, 4096])
+def test_row_strides_that_alias_in_cache(isa, dtype, row_bytes):
+    """x @ W^T with rows of x and W a multiple of 1 KiB apart: the packing
+    then reads a cache line of k per group of rows at a time (pack_avx2.cpp),
+    k a multiple of 16 / 8 or not, with k tails; the same bits as the same
+    product from contiguous copies, and right against float64."""
+    rng = np.random.default_rng(11)
+    stride = row_bytes // np.dtype(dtype).itemsize
+    for m, n, k in [(13, 37, stride), (25, 70, stride - 3), (12, 33, 40), (40, 64, stride // 2 + 5)]:
+        xbuf, wbuf = rand(rng, (m, stride), dtype), rand(rng, (n, stride), dtype)
+        x, w = xbuf[:, :k], wbuf[:, :k]  # views: the row stride stays `stride`
+        c = F.matmul(x, w.T)
+        check(c, x, w.T, dtype)
+        assert np.array_equal(c, F.matmul(np.ascontiguousarray(x), np.ascontiguousarray(w).T)), (m, n, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_views_and_zero_strides(isa, dtype):
     rng = np.random.default_rng(3)
     w = rand(rng, (19, 33), dtype)
