@@ -93,6 +93,7 @@ struct Job {
     Ukernel<T> rows_kernel[kMaxMR + 1];
     const T* bias;  // padded to a multiple of NR, contiguous; or nullptr
     T slope;
+    Ukernel<T> half_kernel = nullptr;  // UkernelTable::half for the activation, or nullptr
 };
 
 // One microkernel call for the MR x NR tile of C at (i, j0); args carries
@@ -124,7 +125,12 @@ void compute_tile(const Job<T>& job, UkernelArgs<T>& args, index_t i, index_t j0
     args.rs_c = NR;
     args.z = last && job.z.data ? ztile : nullptr;
     args.rs_z = NR;
-    (exact != nullptr ? exact : job.rows_kernel[MR])(args);
+    // A column edge of at most NR/2 columns in a tile of more than MR/2 rows:
+    // the half-width kernel's MR x NR/2 FMAs are fewer than the rows kernel's
+    // mr x NR, with the same chains (hence the same bits) for every column.
+    Ukernel<T> kernel = exact != nullptr ? exact : job.rows_kernel[MR];
+    if (job.half_kernel != nullptr && 2 * nr <= NR && 2 * mr > MR) kernel = job.half_kernel;
+    kernel(args);
     for (index_t r = 0; r < mr; ++r)
         for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
     if (args.z)
@@ -213,6 +219,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     Job<T> job{a, b, c, ep.z, &bs, {}, nullptr, ep.negative_slope};
     for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.rows[r][act];
     job.rows_kernel[bs.mr] = table.fn[act];
+    job.half_kernel = table.half[act];
     if (ep.bias) {
         // Contiguous and padded to whole micro-panels: the kernel reads NR values.
         T* bias = workspace<T>(kBias).reserve(static_cast<std::size_t>(round_up(n, NR)));

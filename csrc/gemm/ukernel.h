@@ -94,6 +94,13 @@ struct UkernelTable {
     const char* name;  // e.g. "f32_6x16_avx2"
     Ukernel<T> fn[math::kNumActivations];
     RowKernelTable<T> rows;
+    // A full-height tile whose valid columns fit in the first NR/2: the same
+    // sums for those columns (same chains, same k order, so the same bits)
+    // at half the FMAs, reading the first half of each row of a full B
+    // micro-panel (row stride NR) and writing NR/2 columns of C and Z. For
+    // a layer of 10 outputs, a 12x32 tile would spend 22 of 32 lanes on
+    // padding. nullptr where a table has none.
+    Ukernel<T> half[math::kNumActivations];
 };
 
 // Defined in ukernel_ref.cpp (baseline flags).

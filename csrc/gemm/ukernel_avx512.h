@@ -155,15 +155,19 @@ inline void write_back(typename Zmm<T>::reg (&acc)[R][NV], const UkernelArgs<T>&
 template <int R, int NV>
 inline constexpr int kChainSets = R * NV >= 8 ? 1 : 2 * R * NV >= 8 ? 2 : 4;
 
-template <class T, int MR, int NV, int R, math::Activation A>
+// NVP: the B micro-panel's width in vectors (its row stride), NV <= NVP of
+// which the kernel computes (NV < NVP: UkernelTable::half). The chains are
+// the full-width kernel's, so a column gets the same bits either way.
+template <class T, int MR, int NV, int R, math::Activation A, int NVP = NV>
 void ukernel_avx512(const UkernelArgs<T>& p) {
     static_assert(R >= 1 && R <= MR, "a kernel computes 1..MR rows");
-    constexpr int S = kChainSets<R, NV>;
+    static_assert(NV <= NVP, "a kernel computes part of the panel's width at most");
+    constexpr int S = kChainSets<R, NVP>;
     static_assert(4 % S == 0, "an unrolled iteration of 4 k steps covers every set");
     static_assert(S * R * NV + NV + 1 <= 32, "accumulators, the B row and the broadcast fit the 32 ZMM registers");
     using W = Zmm<T>;
     constexpr index_t L = W::width;
-    constexpr index_t NR = NV * L;
+    constexpr index_t NR = NVP * L;  // the panel's row stride
     assert_preconditions(p);
 
 #pragma GCC unroll 12
@@ -239,6 +243,13 @@ constexpr RowKernelTable<T> rows_table(std::integer_sequence<int, R...>) {
 template <class T, int MR, int NV>
 constexpr RowKernelTable<T> rows_table() {
     return rows_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
+}
+
+// UkernelTable::half: MR rows, the first NV / 2 vectors of an NV-wide panel.
+template <class T, int MR, int NV, math::Activation A>
+void ukernel_half(const UkernelArgs<T>& p) {
+    static_assert(NV % 2 == 0, "half of an even number of vectors");
+    ukernel_avx512<T, MR, NV / 2, MR, A, NV>(p);
 }
 
 }  // namespace fusedprop::gemm::avx512

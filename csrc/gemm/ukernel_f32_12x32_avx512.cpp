@@ -1,7 +1,8 @@
 // f32 microkernel, 12 x 32 tile (12 rows of 2 ZMM vectors), AVX-512
 // (compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma). The
 // kernels are templates in ukernel_avx512.h; this file instantiates them for
-// floats, with kernels for partial panels of 1-11 rows.
+// floats, with kernels for partial panels of 1-11 rows
+// and for column-edge tiles of at most half the width (UkernelTable::half).
 #include "ukernel_avx512.h"
 
 namespace fusedprop::gemm {
@@ -14,10 +15,16 @@ void ukernel_f32_12x32_avx512(const UkernelArgs<float>& p) {
     avx512::ukernel_avx512<float, kMR, kNV, kMR, A>(p);
 }
 
+template <math::Activation A>
+void ukernel_f32_12x32_avx512_half(const UkernelArgs<float>& p) {
+    avx512::ukernel_half<float, kMR, kNV, A>(p);
+}
+
 }  // namespace
 
 const UkernelTable<float> kUkernelF32Avx512 = {kMR, kNV * 16, "f32_12x32_avx512",
                                                FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512),
-                                               avx512::rows_table<float, kMR, kNV>()};
+                                               avx512::rows_table<float, kMR, kNV>(),
+                                               FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512_half)};
 
 }  // namespace fusedprop::gemm

@@ -14,6 +14,6 @@ void ukernel_f32_6x16_avx2(const UkernelArgs<float>& p) {
 }  // namespace
 
 const UkernelTable<float> kUkernelF32Avx2 = {avx2::kMR, 16, "f32_6x16_avx2",
-                                           FUSEDPROP_UKERNEL_TABLE(ukernel_f32_6x16_avx2), avx2::rows_table<float>()};
+                                           FUSEDPROP_UKERNEL_TABLE(ukernel_f32_6x16_avx2), avx2::rows_table<float>(), {}};
 
 }  // namespace fusedprop::gemm

@@ -14,6 +14,6 @@ void ukernel_f64_6x8_avx2(const UkernelArgs<double>& p) {
 }  // namespace
 
 const UkernelTable<double> kUkernelF64Avx2 = {avx2::kMR, 8, "f64_6x8_avx2",
-                                           FUSEDPROP_UKERNEL_TABLE(ukernel_f64_6x8_avx2), avx2::rows_table<double>()};
+                                           FUSEDPROP_UKERNEL_TABLE(ukernel_f64_6x8_avx2), avx2::rows_table<double>(), {}};
 
 }  // namespace fusedprop::gemm

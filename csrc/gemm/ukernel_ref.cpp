@@ -52,8 +52,8 @@ void ukernel_f64_4x8_ref(const UkernelArgs<double>& p) { ukernel_ref<double, A>(
 }  // namespace
 
 // No partial-tile kernels: the portable path is for correctness, not speed.
-const UkernelTable<float> kUkernelF32Ref = {kMR, kNR, "f32_4x8_ref", FUSEDPROP_UKERNEL_TABLE(ukernel_f32_4x8_ref), {}};
+const UkernelTable<float> kUkernelF32Ref = {kMR, kNR, "f32_4x8_ref", FUSEDPROP_UKERNEL_TABLE(ukernel_f32_4x8_ref), {}, {}};
 const UkernelTable<double> kUkernelF64Ref = {kMR, kNR, "f64_4x8_ref", FUSEDPROP_UKERNEL_TABLE(ukernel_f64_4x8_ref),
-                                             {}};
+                                             {}, {}};
 
 }  // namespace fusedprop::gemm
