@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,21 +33,40 @@ using train::LossShape;
 using train::Reduction;
 
 // A C-contiguous array of T with exactly `shape`, else a clear error.
+// What an array is, for error messages: "layer 2 weight grad" is
+// {"layer ", 2, " weight grad"}. Formatted only when a check fails: a step
+// checks some twenty arrays, and building their names cost more than the
+// checks themselves.
+struct What {
+    const char* prefix;
+    long index = -1;
+    const char* suffix = "";
+    std::string str() const {
+        return std::string(prefix) + (index >= 0 ? std::to_string(index) : std::string()) + suffix;
+    }
+};
+
+// The array obj as a T pointer, checked: dtype T, shape dims[0..ndim), C-contiguous (and writeable).
 template <class T>
-T* contiguous(const py::handle& obj, const std::string& what, std::vector<index_t> shape, bool writable) {
+T* contiguous(const py::handle& obj, const What& what, const index_t* dims, int ndim, bool writable) {
     if (!py::isinstance<py::array>(obj))
-        throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " + type_name(obj));
+        throw py::type_error("TrainStep: " + what.str() + " must be a numpy.ndarray, got " + type_name(obj));
     auto a = py::reinterpret_borrow<py::array>(obj);
     if (!has_dtype<T>(a))
-        throw py::type_error("TrainStep: " + what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+        throw py::type_error("TrainStep: " + what.str() + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                              ", got " + dtype_str(a));
-    const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    if (!shape_equals(a, dims.data(), static_cast<py::ssize_t>(dims.size())))
-        throw py::value_error("TrainStep: " + what + " has shape " + shape_str(a) + ", the plan expects another");
+    bool same = a.ndim() == ndim;
+    for (int i = 0; same && i < ndim; ++i) same = a.shape(i) == dims[i];
+    if (!same)
+        throw py::value_error("TrainStep: " + what.str() + " has shape " + shape_str(a) + ", the plan expects another");
     if (!(a.flags() & py::array::c_style))
-        throw py::value_error("TrainStep: " + what + " must be C-contiguous");
-    if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what + " is read-only");
+        throw py::value_error("TrainStep: " + what.str() + " must be C-contiguous");
+    if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what.str() + " is read-only");
     return static_cast<T*>(const_cast<void*>(a.data()));
+}
+template <class T>
+T* contiguous(const py::handle& obj, const What& what, std::initializer_list<index_t> dims, bool writable) {
+    return contiguous<T>(obj, what, dims.begin(), static_cast<int>(dims.size()), writable);
 }
 
 struct SgdUpdate {
@@ -119,14 +139,14 @@ private:
             throw py::value_error("TrainStep: expected a weight and a bias slot per layer");
         std::vector<train::LayerTensors<T>> out(shapes.size());
         for (std::size_t l = 0; l < shapes.size(); ++l) {
-            const std::string name = "layer " + std::to_string(l);
+            const long n = static_cast<long>(l);
             const index_t o = shapes[l].out_features, i = shapes[l].in_features;
-            out[l].weight = contiguous<T>(params[2 * l], name + " weight", {o, i}, false);
-            if (shapes[l].has_bias) out[l].bias = contiguous<T>(params[2 * l + 1], name + " bias", {o}, false);
+            out[l].weight = contiguous<T>(params[2 * l], {"layer ", n, " weight"}, {o, i}, false);
+            if (shapes[l].has_bias) out[l].bias = contiguous<T>(params[2 * l + 1], {"layer ", n, " bias"}, {o}, false);
             if (grads) {
-                out[l].weight_grad = contiguous<T>((*grads)[2 * l], name + " weight grad", {o, i}, true);
+                out[l].weight_grad = contiguous<T>((*grads)[2 * l], {"layer ", n, " weight grad"}, {o, i}, true);
                 if (shapes[l].has_bias)
-                    out[l].bias_grad = contiguous<T>((*grads)[2 * l + 1], name + " bias grad", {o}, true);
+                    out[l].bias_grad = contiguous<T>((*grads)[2 * l + 1], {"layer ", n, " bias grad"}, {o}, true);
             }
         }
         return out;
@@ -138,7 +158,8 @@ private:
                                               const py::list& updates) const {
         if (py::len(updates) != py::len(params)) throw py::value_error("TrainStep: one update slot per parameter");
         std::vector<ParamUpdate<T>> out;
-        for (std::size_t k = 0; k < py::len(params); ++k) {
+        const std::size_t n_params = py::len(params);
+        for (std::size_t k = 0; k < n_params; ++k) {
             const std::size_t l = k / 2;
             const bool is_bias = k % 2 == 1;
             if (is_bias && !plan.layers()[l].has_bias) continue;
@@ -146,14 +167,15 @@ private:
             if (spec.is_none()) continue;
             ParamUpdate<T> u;
             const auto& shape = plan.layers()[l];
-            std::vector<index_t> dims = is_bias ? std::vector<index_t>{shape.out_features}
-                                                : std::vector<index_t>{shape.out_features, shape.in_features};
+            const index_t dims[2] = {shape.out_features, shape.in_features};
+            const int ndim = is_bias ? 1 : 2;
             u.size = static_cast<std::size_t>(is_bias ? shape.out_features : shape.out_features * shape.in_features);
-            u.param = contiguous<T>(params[k], "parameter " + std::to_string(k), dims, true);
+            u.param = contiguous<T>(params[k], {"parameter ", static_cast<long>(k)}, dims, ndim, true);
             u.grad = is_bias ? tensors[l].bias_grad : tensors[l].weight_grad;
             const auto t = py::reinterpret_borrow<py::tuple>(spec);
-            const std::string kind = t[0].cast<std::string>();
-            const std::string what = "optimizer state of parameter " + std::to_string(k);
+            const py::str kind_obj = t[0];
+            const std::string kind = kind_obj;
+            const What what{"optimizer state of parameter ", static_cast<long>(k)};
             if (kind == "sgd") {
                 SgdUpdate s;
                 s.options.lr = t[1].cast<double>();
@@ -162,7 +184,7 @@ private:
                 s.options.weight_decay = t[4].cast<double>();
                 s.options.nesterov = t[5].cast<bool>();
                 s.options.first_step = t[6].cast<bool>();
-                if (s.options.momentum != 0) u.state[0] = contiguous<T>(t[7], what, dims, true);
+                if (s.options.momentum != 0) u.state[0] = contiguous<T>(t[7], what, dims, ndim, true);
                 u.rule = s;
             } else if (kind == "adam") {
                 AdamUpdate a;
@@ -173,10 +195,10 @@ private:
                 a.options.eps = t[5].cast<double>();
                 a.options.weight_decay = t[6].cast<double>();
                 a.options.decoupled = t[7].cast<bool>();
-                u.state[0] = contiguous<T>(t[8], what, dims, true);
-                u.state[1] = contiguous<T>(t[9], what, dims, true);
+                u.state[0] = contiguous<T>(t[8], what, dims, ndim, true);
+                u.state[1] = contiguous<T>(t[9], what, dims, ndim, true);
                 a.amsgrad = !t[10].is_none();
-                if (a.amsgrad) u.state[2] = contiguous<T>(t[10], what, dims, true);
+                if (a.amsgrad) u.state[2] = contiguous<T>(t[10], what, dims, ndim, true);
                 u.rule = a;
             } else {
                 throw py::value_error("TrainStep: unknown update rule " + kind);
@@ -195,13 +217,13 @@ private:
         train::Target<T> target;
         const index_t n_out = plan.layers().back().out_features;
         if (loss_kind_ == LossKind::cross_entropy) {
-            target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
+            target.classes = contiguous<std::int64_t>(y, {"y"}, {xm.rows}, false);
             const index_t bad = train::first_invalid_class(target.classes, xm.rows, n_out);
             if (bad >= 0)
                 throw py::value_error("TrainStep: target class index " + std::to_string(target.classes[bad]) +
                                       " is out of range [0, " + std::to_string(n_out) + ")");
         } else
-            target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
+            target.values = contiguous<T>(y, {"y"}, {xm.rows, n_out}, false);
 
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
@@ -221,7 +243,7 @@ private:
     void infer(train::TrainStepPlan<T>& plan, const py::array& x, const py::list& params, const py::array& out) {
         const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
         const auto tensors = layer_tensors<T>(plan, params, nullptr);
-        T* o = contiguous<T>(out, "out", {xm.rows, plan.layers().back().out_features}, true);
+        T* o = contiguous<T>(out, {"out"}, {xm.rows, plan.layers().back().out_features}, true);
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);
         plan.forward(xm, tensors, {o, xm.rows, plan.layers().back().out_features, plan.layers().back().out_features, 1});
