@@ -101,6 +101,33 @@ def test_backend_adam_step_equals_numpy(backend, rng, dtype, config):
         np.testing.assert_allclose(a, b, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", ADAM_CONFIGS)
+def test_compiled_adam_gives_the_same_bits_on_every_isa(cpp_only, rng, dtype, config):
+    """The Adam loop is compiled once per ISA (csrc/optim/adam_loop.h); none
+    may fuse a multiply-add or change an operation's rounding."""
+    core = fp.backends.core_module()
+    lr, beta1, beta2, eps, wd, amsgrad, decoupled = config
+    p0 = rng.standard_normal(1003).astype(dtype)  # not a multiple of any vector width: the tail runs too
+    grads = [rng.standard_normal(p0.shape).astype(dtype) for _ in range(3)]
+    previous = core.gemm_kernel_info()["isa"]
+    results = {}
+    try:
+        for isa in core._available_isas():
+            core._set_isa(isa)
+            p, state = p0.copy(), [np.zeros_like(p0) for _ in range(3)]
+            for step, g in enumerate(grads, start=1):
+                core.adam_step(p, g, state[0], state[1], state[2] if amsgrad else None, float(step), lr, beta1,
+                               beta2, eps, wd, decoupled)
+            results[isa] = [p] + state
+    finally:
+        core._set_isa(previous)
+    first = next(iter(results))
+    for isa, arrays in results.items():
+        for name, a, b in zip(("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), arrays, results[first]):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa} vs {first}: {name}")
+
+
 def test_backend_kernels_reject_bad_arrays(backend):
     sgd, adam = fp.backends.current.sgd_step, fp.backends.current.adam_step
     p = np.zeros((2, 3), dtype=np.float32)

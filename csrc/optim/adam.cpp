@@ -2,69 +2,15 @@
 
 #include <cmath>
 
-#include "optim/flush.h"
+#include "gemm/dispatch.h"
+#include "optim/adam_loop.h"
 
 namespace fusedprop::optim {
-
-namespace {
-
-struct AdamScalars {
-    double decay;          // 1 - lr * wd (decoupled) or wd (coupled)
-    double w;              // 1 - beta1, the lerp weight
-    double beta2, one_minus_beta2;
-    double bc2_sqrt, eps, neg_step_size;
-};
-
-template <class T, int kDecay /*0 none, 1 coupled, 2 decoupled*/, bool kLerpLow, bool kAmsgrad>
-void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-               std::size_t n, const AdamScalars& s) noexcept {
-    const T decay = static_cast<T>(s.decay), w = static_cast<T>(s.w), one_minus_w = static_cast<T>(1.0 - s.w),
-            b2 = static_cast<T>(s.beta2), omb2 = static_cast<T>(s.one_minus_beta2),
-            bc2s = static_cast<T>(s.bc2_sqrt), eps = static_cast<T>(s.eps), nss = static_cast<T>(s.neg_step_size);
-    for (std::size_t i = 0; i < n; ++i) {
-        T pi = p[i];
-        T gi = g[i];
-        if constexpr (kDecay == 2) pi = pi * decay;
-        if constexpr (kDecay == 1) gi = gi + decay * pi;
-        T mi = m[i];
-        if constexpr (kLerpLow) {
-            mi = mi + w * (gi - mi);
-        } else {
-            mi = gi - (gi - mi) * one_minus_w;
-        }
-        mi = flush_subnormal(mi);
-        m[i] = mi;
-        T vi = flush_subnormal(v[i] * b2 + omb2 * gi * gi);
-        v[i] = vi;
-        if constexpr (kAmsgrad) {
-            T vm = vmax[i];
-            vm = (vi > vm || vi != vi) ? vi : vm;
-            vmax[i] = vm;
-            vi = vm;
-        }
-        const T denom = std::sqrt(vi) / bc2s + eps;
-        p[i] = pi + nss * (mi / denom);
-    }
-}
-
-template <class T, int kDecay>
-void adam_dispatch(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, const AdamScalars& s) noexcept {
-    const bool low = std::fabs(s.w) < 0.5;
-    if (vmax != nullptr) {
-        if (low) adam_loop<T, kDecay, true, true>(p, g, m, v, vmax, n, s);
-        else adam_loop<T, kDecay, false, true>(p, g, m, v, vmax, n, s);
-    } else {
-        if (low) adam_loop<T, kDecay, true, false>(p, g, m, v, vmax, n, s);
-        else adam_loop<T, kDecay, false, false>(p, g, m, v, vmax, n, s);
-    }
-}
-
-}  // namespace
 
 template <class T>
 void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, std::size_t n,
                const AdamOptions& o) noexcept {
-    AdamScalars s;
+    detail::AdamScalars s;
     s.w = 1.0 - o.beta1;
     s.beta2 = o.beta2;
     s.one_minus_beta2 = 1.0 - o.beta2;
@@ -74,14 +20,29 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_av
     s.bc2_sqrt = std::sqrt(bc2);
     s.eps = o.eps;
     if (o.weight_decay == 0.0) {
+        s.decay_kind = 0;
         s.decay = 0;
-        adam_dispatch<T, 0>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
     } else if (o.decoupled) {
+        s.decay_kind = 2;
         s.decay = 1.0 - o.lr * o.weight_decay;
-        adam_dispatch<T, 2>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
     } else {
+        s.decay_kind = 1;
         s.decay = o.weight_decay;
-        adam_dispatch<T, 1>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
+    }
+    // The ISA the GEMM kernels use (checked against the CPU there; tests switch it to cover each loop).
+    switch (gemm::active_isa_id()) {
+#if defined(FUSEDPROP_HAVE_AVX512)
+        case gemm::Isa::avx512:
+            detail::adam_avx512<T>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
+            return;
+#endif
+#if defined(FUSEDPROP_HAVE_AVX2)
+        case gemm::Isa::avx2:
+            detail::adam_avx2<T>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
+            return;
+#endif
+        default:
+            detail::adam_any<T>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s);
     }
 }
 
