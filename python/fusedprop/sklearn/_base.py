@@ -264,8 +264,10 @@ class BaseMLP(BaseEstimator):
                     self._random_state.shuffle(order)
                     sample_idx = sample_idx[order]
                     if not sparse:
-                        np.take(X_train, sample_idx, axis=0, out=X_epoch)
-                        np.take(targets, sample_idx, axis=0, out=targets_epoch)
+                        # mode="clip": sample_idx is a permutation, always in range, and take with
+                        # out= and the default mode="raise" copies through a temporary buffer
+                        np.take(X_train, sample_idx, axis=0, out=X_epoch, mode="clip")
+                        np.take(targets, sample_idx, axis=0, out=targets_epoch, mode="clip")
                 accumulated_loss = 0.0
                 for batch_slice in batches:
                     if sparse:
