@@ -67,6 +67,31 @@ def test_train_step_equals_the_eager_loop(backend, rng, dtype, loss, opt):
         np.testing.assert_allclose(pc.grad, pe.grad, err_msg=name, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_step_reports_the_weights_sum_of_squares_before_its_update(rng, dtype):
+    # fusedprop.sklearn's L2 loss term comes from here instead of a pass from Python
+    if "cpp" not in fp.available_backends():
+        pytest.skip("the compiled core is not built")
+    model = _model(dtype)
+    step = fp.TrainStep(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-1))
+    x, y = _data(rng, 9, "cross_entropy", dtype)
+    y = np.asarray(y, dtype=np.int64)
+    weights = [m.weight.data for m in model if isinstance(m, nn.Linear)]
+
+    def sum_sq():
+        return sum(float(np.sum(w.astype(np.float64) ** 2)) for w in weights)
+
+    sq = np.full(1, np.nan)
+    with fp.use_backend("cpp"):
+        for _ in range(3):
+            before = sum_sq()
+            step._compiled_step(x, y, sq)
+            assert abs(sum_sq() - before) > 1e-6  # the update moved the weights: the value is the one before it
+            np.testing.assert_allclose(sq[0], before, rtol=1e-13)
+        with pytest.raises(ValueError, match="weight_sq"):
+            step._compiled_step(x, y, np.zeros(2))
+
+
 def test_eager_and_compiled_steps_can_alternate(backend, rng):
     a, b = _model(np.float64), _model(np.float64)
     crit = nn.CrossEntropyLoss()

@@ -69,6 +69,23 @@ T* contiguous(const py::handle& obj, const What& what, std::initializer_list<ind
     return contiguous<T>(obj, what, dims.begin(), static_cast<int>(dims.size()), writable);
 }
 
+// In double whatever T; four partial sums, so that the compiler may keep
+// them in vector registers without reassociating one sum.
+template <class T>
+double sum_of_squares(const T* a, std::size_t n) noexcept {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double a0 = a[i], a1 = a[i + 1], a2 = a[i + 2], a3 = a[i + 3];
+        s0 += a0 * a0;
+        s1 += a1 * a1;
+        s2 += a2 * a2;
+        s3 += a3 * a3;
+    }
+    for (; i < n; ++i) s0 += static_cast<double>(a[i]) * static_cast<double>(a[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
 struct SgdUpdate {
     optim::SgdOptions options;
 };
@@ -107,10 +124,16 @@ public:
     }
 
     // params/grads: [W0, b0 or None, W1, ...]; updates: one entry per
-    // parameter (None: not updated), see fusedprop/train.py.
+    // parameter (None: not updated), see fusedprop/train.py. weight_sq, if
+    // not None, a float64 array of one element: the step writes into it the
+    // sum of the squares of every weight matrix (not the biases) as they were
+    // before the update, the L2 term of scikit-learn's loss
+    // (fusedprop.sklearn), without another pass from Python.
     double step(const py::array& x, const py::handle& y, const py::list& params, const py::list& grads,
-                const py::list& updates) {
-        return std::visit([&](auto& plan) { return run(*plan, x, y, params, grads, updates, true); }, plan_);
+                const py::list& updates, const py::object& weight_sq) {
+        double* sq = nullptr;
+        if (!weight_sq.is_none()) sq = contiguous<double>(weight_sq, {"weight_sq"}, {1}, true);
+        return std::visit([&](auto& plan) { return run(*plan, x, y, params, grads, updates, sq); }, plan_);
     }
 
     void forward(const py::array& x, const py::list& params, const py::array& out) {
@@ -210,7 +233,7 @@ private:
 
     template <class T>
     double run(train::TrainStepPlan<T>& plan, const py::array& x, const py::handle& y, const py::list& params,
-               const py::list& grads, const py::list& updates, bool) {
+               const py::list& grads, const py::list& updates, double* weight_sq) {
         const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
         const auto tensors = layer_tensors<T>(plan, params, &grads);
         const auto rules = parse_updates<T>(tensors, plan, params, updates);
@@ -228,6 +251,15 @@ private:
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
         const double loss = plan.forward_backward(xm, target, tensors);
+        if (weight_sq != nullptr) {
+            double total = 0.0;
+            for (std::size_t l = 0; l < tensors.size(); ++l) {
+                const auto& shape = plan.layers()[l];
+                total += sum_of_squares(tensors[l].weight,
+                                        static_cast<std::size_t>(shape.out_features * shape.in_features));
+            }
+            *weight_sq = total;
+        }
         for (const auto& u : rules) {
             if (auto* s = std::get_if<SgdUpdate>(&u.rule)) {
                 optim::sgd_step<T>(u.param, u.grad, u.state[0], u.size, s->options);
@@ -262,7 +294,7 @@ void register_train(py::module_& m) {
                       double>(),
              py::arg("dtype"), py::arg("layers"), py::arg("loss"), py::arg("reduction"), py::arg("label_smoothing"))
         .def("step", &TrainPlan::step, py::arg("x"), py::arg("y"), py::arg("params"), py::arg("grads"),
-             py::arg("updates"))
+             py::arg("updates"), py::arg("weight_sq") = py::none())
         .def("forward", &TrainPlan::forward, py::arg("x"), py::arg("params"), py::arg("out"));
 }
 

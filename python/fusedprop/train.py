@@ -108,15 +108,19 @@ class TrainStep:
                                         self._loss.label_smoothing)
         return self._plan
 
-    def _compiled_step(self, x, target) -> float:
+    def _compiled_step(self, x, target, weight_sq=None) -> float:
+        """The step on checked arrays. ``weight_sq``: None, or a float64 array
+        of one element that receives the sum of squares of the weights (not
+        the biases) before the update (scikit-learn's L2 loss term)."""
         plan = self._compiled_plan()
         self._clear_outside_grads()
         slots = self._slots
         params = [None if p is None else p.data for p in slots]
         grads = [None if p is None else _grad_buffer(p) for p in slots]
         if self.clip_grad_norm is None:  # the fast path: gradients and update in one call
-            return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups))
-        loss = plan.step(x, target, params, grads, [None] * len(slots))  # gradients only
+            return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups),
+                             weight_sq)
+        loss = plan.step(x, target, params, grads, [None] * len(slots), weight_sq)  # gradients only
         self._update()
         return loss
 
