@@ -76,6 +76,7 @@ class TrainStep:
         self._in = self._layers[0].linear.in_features
         self._out = self._layers[-1].linear.out_features
         self._plan = None
+        self._last_grads = [None] * len(self._slots)  # see _compiled_step
         self._dp = None
         if comm is not None:
             from . import _distributed  # imports mpi4py: only with a comm
@@ -116,7 +117,14 @@ class TrainStep:
         self._clear_outside_grads()
         slots = self._slots
         params = [None if p is None else p.data for p in slots]
-        grads = [None if p is None else _grad_buffer(p) for p in slots]
+        # The buffers handed out last step, if p.grad still is one of them: the
+        # C++ step checks dtype, shape and layout anyway, so only a new or
+        # replaced p.grad needs _grad_buffer's checks (half the Python time of
+        # a small step went to them).
+        last = self._last_grads
+        grads = [None if p is None else p.grad if p.grad is g and g is not None else _grad_buffer(p)
+                 for p, g in zip(slots, last)]
+        self._last_grads = grads
         if self.clip_grad_norm is None:  # the fast path: gradients and update in one call
             return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups),
                              weight_sq)
