@@ -55,14 +55,20 @@ double cross_entropy_loss(MatrixRef<const T> logits, const std::int64_t* target,
     const double eps = label_smoothing;
     const double off_target = classes > 0 ? eps / static_cast<double>(classes) : 0.0;
     std::vector<double> log_probs(static_cast<std::size_t>(classes));
+    std::vector<double> exps(static_cast<std::size_t>(classes));
     double total = 0.0;
     for (index_t i = 0; i < logits.rows; ++i) {
         double row_max = -std::numeric_limits<double>::infinity();
         for (index_t j = 0; j < classes; ++j) row_max = std::max(row_max, static_cast<double>(logits(i, j)));
         if (std::isinf(row_max) && row_max < 0) row_max = 0;  // every logit -inf: keep exp() finite
         double sum_exp = 0.0;
-        for (index_t j = 0; j < classes; ++j) sum_exp += std::exp(static_cast<double>(logits(i, j)) - row_max);
+        for (index_t j = 0; j < classes; ++j) {
+            exps[j] = std::exp(static_cast<double>(logits(i, j)) - row_max);
+            sum_exp += exps[j];
+        }
         const double log_sum = row_max + std::log(sum_exp);
+        // softmax = exp(z - max) / sum: one exp per logit, not a second exp(log_prob).
+        const double inv_sum = 1.0 / sum_exp;
         double sum_log_probs = 0.0;
         for (index_t j = 0; j < classes; ++j) {
             log_probs[j] = static_cast<double>(logits(i, j)) - log_sum;
@@ -72,7 +78,7 @@ double cross_entropy_loss(MatrixRef<const T> logits, const std::int64_t* target,
         total += -(1.0 - eps) * log_probs[y] - off_target * sum_log_probs;
         for (index_t j = 0; j < classes; ++j) {
             const double hit = j == y ? 1.0 - eps : 0.0;
-            grad(i, j) = static_cast<T>((std::exp(log_probs[j]) - hit - off_target) * scale);
+            grad(i, j) = static_cast<T>((exps[j] * inv_sum - hit - off_target) * scale);
         }
     }
     if (reduction == Reduction::mean && logits.rows == 0) return std::numeric_limits<double>::quiet_NaN();
