@@ -1,0 +1,36 @@
+// Inverted dropout: out = in * (keep ? 1 / (1 - p) : 0), the keep decision
+// of element e (its row-major index) drawn from Philox4x32-10:
+//
+//   counter = (e / 4 low 32 bits, e / 4 high 32 bits, step, stream)
+//   key     = (seed low 32 bits, seed high 32 bits)
+//   r       = word e % 4 of the output;  keep  <=>  r >= floor(p * 2^32)
+//
+// The forward and the backward are the same call (the backward multiplies
+// dY by the same mask), so the mask is regenerated, never stored: it costs
+// one Philox per four elements, against a byte per element kept alive from
+// the forward to the backward. Bitwise the same for every thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::layers {
+
+struct DropoutKey {
+    std::uint64_t seed = 0;
+    std::uint32_t stream = 0;  // one per Dropout module
+    std::uint32_t step = 0;    // the module's forward count
+};
+
+// The integer threshold and the scale for p in [0, 1) (checked by the caller).
+std::uint32_t dropout_threshold(double p);
+
+// in, out: n contiguous elements (out may be in). max_threads 0: all.
+template <class T>
+void dropout_apply(const T* in, T* out, index_t n, double p, DropoutKey key, int max_threads = 0);
+
+extern template void dropout_apply<float>(const float*, float*, index_t, double, DropoutKey, int);
+extern template void dropout_apply<double>(const double*, double*, index_t, double, DropoutKey, int);
+
+}  // namespace fusedprop::layers
