@@ -44,6 +44,9 @@ def batch_norm_forward(x, weight, bias, eps):
     (w, hw), (b, hb) = _opt(weight, x), _opt(bias, x)
     y = np.empty_like(x)
     mean, invstd, var = (np.empty(n, x.dtype) for _ in range(3))
+    if m == 0:  # Numba raises on 0 / 0 where C++ and NumPy give NaN
+        mean.fill(np.nan), invstd.fill(np.nan), var.fill(np.nan)
+        return y, mean, invstd, var
     k.bn_forward_kernel(x, eps, w, b, hw, hb, y, mean, invstd, var, np.array([np.nan], x.dtype))
     return y, mean, invstd, var
 

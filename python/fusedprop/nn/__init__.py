@@ -20,15 +20,18 @@ Where fusedprop differs from PyTorch, on purpose:
 """
 
 from . import functional, init, utils
+from .batchnorm import BatchNorm1d
+from .dropout import Dropout
 from .activation import GELU, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
 from .module import Module
+from .normalization import LayerNorm
 from .parameter import Parameter
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "GELU", "Identity", "L1Loss", "LeakyReLU", "Linear",
-    "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Tanh", "functional", "init",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "GELU", "Identity", "L1Loss",
+    "LayerNorm", "LeakyReLU", "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Tanh", "functional", "init",
     "utils",
 ]
