@@ -17,8 +17,7 @@
 #include "array_args.h"
 #include "bindings.h"
 #include "layer_shapes.h"
-#include "optim/adam.h"
-#include "optim/sgd.h"
+#include "param_updates.h"
 #include "train/train_step.h"
 
 namespace py = pybind11;
@@ -30,41 +29,6 @@ using train::LayerShape;
 using train::LossKind;
 using train::LossShape;
 using train::Reduction;
-
-// A C-contiguous array of T with exactly `shape`, else a clear error.
-template <class T>
-T* contiguous(const py::handle& obj, const std::string& what, std::vector<index_t> shape, bool writable) {
-    if (!py::isinstance<py::array>(obj))
-        throw py::type_error("TrainStep: " + what + " must be a numpy.ndarray, got " + type_name(obj));
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!has_dtype<T>(a))
-        throw py::type_error("TrainStep: " + what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
-                             ", got " + dtype_str(a));
-    const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    if (!shape_equals(a, dims.data(), static_cast<py::ssize_t>(dims.size())))
-        throw py::value_error("TrainStep: " + what + " has shape " + shape_str(a) + ", the plan expects another");
-    if (!(a.flags() & py::array::c_style))
-        throw py::value_error("TrainStep: " + what + " must be C-contiguous");
-    if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what + " is read-only");
-    return static_cast<T*>(const_cast<void*>(a.data()));
-}
-
-struct SgdUpdate {
-    optim::SgdOptions options;
-};
-struct AdamUpdate {
-    optim::AdamOptions options;
-    bool amsgrad = false;
-};
-
-template <class T>
-struct ParamUpdate {
-    T* param = nullptr;
-    const T* grad = nullptr;
-    std::size_t size = 0;
-    std::variant<std::monostate, SgdUpdate, AdamUpdate> rule;
-    T* state[3] = {nullptr, nullptr, nullptr};
-};
 
 class TrainPlan {
 public:
@@ -136,54 +100,16 @@ private:
     std::vector<ParamUpdate<T>> parse_updates(const std::vector<train::LayerTensors<T>>& tensors,
                                               const train::TrainStepPlan<T>& plan, const py::list& params,
                                               const py::list& updates) const {
-        if (py::len(updates) != py::len(params)) throw py::value_error("TrainStep: one update slot per parameter");
-        std::vector<ParamUpdate<T>> out;
-        for (std::size_t k = 0; k < py::len(params); ++k) {
-            const std::size_t l = k / 2;
-            const bool is_bias = k % 2 == 1;
-            if (is_bias && !plan.layers()[l].has_bias) continue;
-            const py::handle spec = updates[k];
-            if (spec.is_none()) continue;
-            ParamUpdate<T> u;
+        std::vector<std::vector<index_t>> dims;
+        std::vector<const T*> grads;
+        for (std::size_t l = 0; l < plan.layers().size(); ++l) {
             const auto& shape = plan.layers()[l];
-            std::vector<index_t> dims = is_bias ? std::vector<index_t>{shape.out_features}
-                                                : std::vector<index_t>{shape.out_features, shape.in_features};
-            u.size = static_cast<std::size_t>(is_bias ? shape.out_features : shape.out_features * shape.in_features);
-            u.param = contiguous<T>(params[k], "parameter " + std::to_string(k), dims, true);
-            u.grad = is_bias ? tensors[l].bias_grad : tensors[l].weight_grad;
-            const auto t = py::reinterpret_borrow<py::tuple>(spec);
-            const std::string kind = t[0].cast<std::string>();
-            const std::string what = "optimizer state of parameter " + std::to_string(k);
-            if (kind == "sgd") {
-                SgdUpdate s;
-                s.options.lr = t[1].cast<double>();
-                s.options.momentum = t[2].cast<double>();
-                s.options.dampening = t[3].cast<double>();
-                s.options.weight_decay = t[4].cast<double>();
-                s.options.nesterov = t[5].cast<bool>();
-                s.options.first_step = t[6].cast<bool>();
-                if (s.options.momentum != 0) u.state[0] = contiguous<T>(t[7], what, dims, true);
-                u.rule = s;
-            } else if (kind == "adam") {
-                AdamUpdate a;
-                a.options.step = t[1].cast<double>();
-                a.options.lr = t[2].cast<double>();
-                a.options.beta1 = t[3].cast<double>();
-                a.options.beta2 = t[4].cast<double>();
-                a.options.eps = t[5].cast<double>();
-                a.options.weight_decay = t[6].cast<double>();
-                a.options.decoupled = t[7].cast<bool>();
-                u.state[0] = contiguous<T>(t[8], what, dims, true);
-                u.state[1] = contiguous<T>(t[9], what, dims, true);
-                a.amsgrad = !t[10].is_none();
-                if (a.amsgrad) u.state[2] = contiguous<T>(t[10], what, dims, true);
-                u.rule = a;
-            } else {
-                throw py::value_error("TrainStep: unknown update rule " + kind);
-            }
-            out.push_back(u);
+            dims.push_back({shape.out_features, shape.in_features});
+            grads.push_back(tensors[l].weight_grad);
+            dims.push_back(shape.has_bias ? std::vector<index_t>{shape.out_features} : std::vector<index_t>{});
+            grads.push_back(tensors[l].bias_grad);
         }
-        return out;
+        return bindings::parse_updates<T>(params, updates, dims, grads);
     }
 
     template <class T>
@@ -206,14 +132,7 @@ private:
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
         const double loss = plan.forward_backward(xm, target, tensors);
-        for (const auto& u : rules) {
-            if (auto* s = std::get_if<SgdUpdate>(&u.rule)) {
-                optim::sgd_step<T>(u.param, u.grad, u.state[0], u.size, s->options);
-            } else if (auto* a = std::get_if<AdamUpdate>(&u.rule)) {
-                optim::adam_step<T>(u.param, u.grad, u.state[0], u.state[1], a->amsgrad ? u.state[2] : nullptr,
-                                    u.size, a->options);
-            }
-        }
+        apply_updates<T>(rules);
         return loss;
     }
 

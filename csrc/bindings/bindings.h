@@ -15,5 +15,6 @@ void register_bench(pybind11::module_& m);
 void register_activation(pybind11::module_& m);
 void register_dropout(pybind11::module_& m);
 void register_norm(pybind11::module_& m);
+void register_sequence(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

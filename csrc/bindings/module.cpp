@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
     fusedprop::bindings::register_activation(m);
     fusedprop::bindings::register_dropout(m);
     fusedprop::bindings::register_norm(m);
+    fusedprop::bindings::register_sequence(m);
 }
