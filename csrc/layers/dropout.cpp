@@ -1,14 +1,18 @@
 #include "dropout.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
+#include "layers/dropout_kernels.h"
 #include "math/philox.h"
+#include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
 
 namespace fusedprop::layers {
 namespace {
 
-// Elements per task: a multiple of 4 (whole Philox blocks), fixed so the
+// Elements per task: a multiple of 32 (whole groups), fixed so the
 // cut does not depend on the thread count (it would not matter for the
 // bits, but keeps the work even).
 constexpr index_t kChunk = index_t(1) << 14;
@@ -16,23 +20,54 @@ constexpr index_t kChunk = index_t(1) << 14;
 // ~64k elements of Philox on a busy machine).
 constexpr index_t kParallelFrom = index_t(1) << 17;
 
+// Elements [begin, end) of the groups of 32 (see dropout.h), portable.
+template <class T>
+void apply_range_ref(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale,
+                     DropoutKey key) {
+    const auto k0 = static_cast<std::uint32_t>(key.seed), k1 = static_cast<std::uint32_t>(key.seed >> 32);
+    for (index_t g0 = begin & ~index_t(31); g0 < end; g0 += 32) {
+        std::uint32_t words[4][8];
+        const auto base = static_cast<std::uint64_t>(g0 >> 5) << 3;
+        for (int j = 0; j < 8; ++j) {
+            const std::uint64_t block = base + static_cast<std::uint64_t>(j);
+            const math::Philox4x32 r = math::philox4x32_10(static_cast<std::uint32_t>(block),
+                                                           static_cast<std::uint32_t>(block >> 32), key.step,
+                                                           key.stream, k0, k1);
+            for (int w = 0; w < 4; ++w) words[w][j] = r.v[w];
+        }
+        const index_t lo = std::max(begin, g0), hi = std::min(end, g0 + 32);
+        for (index_t e = lo; e < hi; ++e) {
+            // A multiply, not a select: NaN and Inf inputs give NaN where dropped, as PyTorch's x * mask.
+            out[e] = in[e] * (words[(e >> 3) & 3][e & 7] >= threshold ? scale : T(0));
+        }
+    }
+}
+
+bool use_avx2() {
+#ifdef FUSEDPROP_HAVE_AVX2
+    static const bool yes = [] {
+        const char* env = std::getenv("FUSEDPROP_ISA");
+        if (env != nullptr && std::strcmp(env, "reference") == 0) return false;
+        const auto& f = runtime::cpu_features();
+        return f.avx2;
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
+
+// Whole groups on the AVX2 kernel, a ragged end on the portable one (same bits).
 template <class T>
 void apply_range(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale, DropoutKey key) {
-    const auto k0 = static_cast<std::uint32_t>(key.seed), k1 = static_cast<std::uint32_t>(key.seed >> 32);
-    index_t e = begin;
-    while (e < end) {
-        const auto block = static_cast<std::uint64_t>(e) >> 2;
-        const math::Philox4x32 r = math::philox4x32_10(static_cast<std::uint32_t>(block),
-                                                       static_cast<std::uint32_t>(block >> 32), key.step, key.stream,
-                                                       k0, k1);
-        const index_t lane0 = e & 3;
-        const index_t stop = std::min<index_t>(end, e - lane0 + 4);
-        for (index_t i = e; i < stop; ++i) {
-            // A multiply, not a select: NaN and Inf inputs give NaN where dropped, as PyTorch's x * mask.
-            out[i] = in[i] * (r.v[i & 3] >= threshold ? scale : T(0));
-        }
-        e = stop;
+#ifdef FUSEDPROP_HAVE_AVX2
+    if (use_avx2() && (begin & 31) == 0) {
+        const index_t whole = begin + ((end - begin) & ~index_t(31));
+        detail::dropout_groups_avx2(in, out, begin, whole, threshold, scale, key);
+        begin = whole;
     }
+#endif
+    if (begin < end) apply_range_ref<T>(in, out, begin, end, threshold, scale, key);
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // Inverted dropout: out = in * (keep ? 1 / (1 - p) : 0), the keep decision
-// of element e (its row-major index) drawn from Philox4x32-10:
+// of element e (its row-major index) drawn from Philox4x32-10. Elements come
+// in groups of 32 that share 8 Philox blocks, so that a SIMD register of 8
+// lanes holds the words of 8 consecutive elements (no transpose):
 //
-//   counter = (e / 4 low 32 bits, e / 4 high 32 bits, step, stream)
+//   block   = (e / 32) * 8 + e % 8,   word = (e / 8) % 4
+//   counter = (block low 32 bits, block high 32 bits, step, stream)
 //   key     = (seed low 32 bits, seed high 32 bits)
-//   r       = word e % 4 of the output;  keep  <=>  r >= floor(p * 2^32)
+//   keep    <=>  that word >= floor(p * 2^32)
 //
 // The forward and the backward are the same call (the backward multiplies
 // dY by the same mask), so the mask is regenerated, never stored: it costs

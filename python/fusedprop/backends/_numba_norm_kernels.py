@@ -21,36 +21,39 @@ _S32 = np.uint64(32)
 
 @njit(cache=True, nogil=True)
 def dropout_kernel(x, out, threshold, scale, zero, seed, step, stream):
-    """out[e] = x[e] * (word e of Philox >= threshold ? scale : 0), flat arrays."""
+    """out[e] = x[e] * (e's Philox word >= threshold ? scale : 0), flat arrays (layout: _philox)."""
     n = x.size
     k0_init = np.uint64(seed) & _MASK
     k1_init = (np.uint64(seed) >> _S32) & _MASK
-    words = np.empty(4, np.uint64)
-    for block in range((n + 3) // 4):
-        c0 = np.uint64(block) & _MASK
-        c1 = (np.uint64(block) >> _S32) & _MASK
-        c2 = np.uint64(step) & _MASK
-        c3 = np.uint64(stream) & _MASK
-        k0 = k0_init
-        k1 = k1_init
-        for _ in range(10):
-            p0 = _M0 * c0
-            p1 = _M1 * c2
-            n0 = ((p1 >> _S32) ^ c1 ^ k0) & _MASK
-            n2 = ((p0 >> _S32) ^ c3 ^ k1) & _MASK
-            c1 = p1 & _MASK
-            c3 = p0 & _MASK
-            c0 = n0
-            c2 = n2
-            k0 = (k0 + _W0) & _MASK
-            k1 = (k1 + _W1) & _MASK
-        words[0] = c0
-        words[1] = c1
-        words[2] = c2
-        words[3] = c3
-        base = block * 4
-        for lane in range(min(4, n - base)):
-            out[base + lane] = x[base + lane] * (scale if words[lane] >= threshold else zero)
+    words = np.empty((4, 8), np.uint64)
+    for group in range((n + 31) // 32):
+        for j in range(8):
+            block = np.uint64(group * 8 + j)
+            c0 = block & _MASK
+            c1 = (block >> _S32) & _MASK
+            c2 = np.uint64(step) & _MASK
+            c3 = np.uint64(stream) & _MASK
+            k0 = k0_init
+            k1 = k1_init
+            for _ in range(10):
+                p0 = _M0 * c0
+                p1 = _M1 * c2
+                n0 = ((p1 >> _S32) ^ c1 ^ k0) & _MASK
+                n2 = ((p0 >> _S32) ^ c3 ^ k1) & _MASK
+                c1 = p1 & _MASK
+                c3 = p0 & _MASK
+                c0 = n0
+                c2 = n2
+                k0 = (k0 + _W0) & _MASK
+                k1 = (k1 + _W1) & _MASK
+            words[0, j] = c0
+            words[1, j] = c1
+            words[2, j] = c2
+            words[3, j] = c3
+        base = group * 32
+        for i in range(min(32, n - base)):
+            e = base + i
+            out[e] = x[e] * (scale if words[i >> 3, i & 7] >= threshold else zero)
 
 
 @njit(cache=True, nogil=True)

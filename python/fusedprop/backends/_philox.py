@@ -2,8 +2,10 @@
 every backend draws (see csrc/layers/dropout.h for the counter layout).
 
 Element ``e`` (its row-major index) of a mask keyed on ``(seed, stream,
-step)`` is kept when word ``e % 4`` of Philox(counter=(e // 4 low, e // 4
-high, step, stream), key=(seed low, seed high)) is ``>= floor(p * 2**32)``.
+step)`` is kept when word ``(e // 8) % 4`` of Philox(counter=(block low,
+block high, step, stream), key=(seed low, seed high)) is ``>= floor(p *
+2**32)``, with ``block = (e // 32) * 8 + e % 8``: groups of 32 elements share
+8 blocks, so a SIMD register of 8 lanes holds 8 consecutive elements' words.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ def threshold(p: float) -> int:
 
 def random_words(n: int, seed: int, stream: int, step: int) -> np.ndarray:
     """The n uint32 words elements 0..n-1 draw."""
-    blocks = (n + 3) // 4
-    b = np.arange(blocks, dtype=np.uint64)
+    groups = (n + 31) // 32
+    b = np.arange(groups * 8, dtype=np.uint64)
     words = philox4x32_10((b & _LOW).astype(np.uint32), (b >> _32).astype(np.uint32), np.uint32(step & 0xFFFFFFFF),
                           np.uint32(stream & 0xFFFFFFFF), seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
-    return words.reshape(-1)[:n]
+    # words[group * 8 + j, w] is element group * 32 + w * 8 + j
+    return words.reshape(groups, 8, 4).transpose(0, 2, 1).reshape(-1)[:n]
 
 
 def keep_mask(n: int, p: float, seed: int, stream: int, step: int) -> np.ndarray:
