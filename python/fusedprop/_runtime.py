@@ -99,6 +99,12 @@ def dropout_seed() -> int:
     return _dropout_seed
 
 
+def restore_dropout_seed(seed: int) -> None:
+    """Dropout's seed as a checkpoint saved it (fit's resume; no other state changes)."""
+    global _dropout_seed
+    _dropout_seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+
+
 def seed_generation() -> int:
     """How many times manual_seed has run."""
     return _seed_generation

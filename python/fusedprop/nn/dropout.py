@@ -52,6 +52,15 @@ class Dropout(Module):
         self._steps = (step + 1) & 0xFFFF_FFFF
         return _runtime.dropout_seed(), self._stream, step
 
+    def steps_done(self) -> int:
+        """Training forwards counted since the last manual_seed (the next mask's step)."""
+        return 0 if self._generation != _runtime.seed_generation() else self._steps
+
+    def restore_steps(self, stream: int, steps: int) -> None:
+        """Continue as a module numbered ``stream`` that ran ``steps`` steps (fit's resume)."""
+        self._stream, self._steps = int(stream) & 0xFFFF_FFFF, int(steps) & 0xFFFF_FFFF
+        self._generation = _runtime.seed_generation()
+
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
