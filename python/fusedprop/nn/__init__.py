@@ -17,6 +17,11 @@ Where fusedprop differs from PyTorch, on purpose:
   loads a PyTorch checkpoint.
 - A graph may be backpropagated more than once (nothing is freed); gradients
   accumulate until ``zero_grad()``.
+- Buffers (BatchNorm1d's ``running_mean``, ``running_var``,
+  ``num_batches_tracked``) are NumPy arrays, updated in place.
+- ``Dropout`` draws its masks from a counter-based generator keyed on
+  ``fp.manual_seed`` (see ``nn.Dropout``), not from a stateful one, and
+  refuses ``p = 1``.
 """
 
 from . import functional, init, utils
