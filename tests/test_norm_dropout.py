@@ -269,6 +269,12 @@ def test_batch_norm_bad_input(backend):
         fp.backends.current.batch_norm_forward(np.zeros((2, 3)), np.ones(3, np.float32), None, 1e-5)
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         fp.backends.current.batch_norm_forward(np.zeros((2, 3)), np.ones(4), None, 1e-5)
+    with pytest.raises(TypeError, match="eps must be a float"):
+        fp.backends.current.batch_norm_forward(np.zeros((2, 3)), None, None, "1e-5")
+    with pytest.raises(ValueError, match="eps must be a finite number"):
+        fp.backends.current.layer_norm_forward(np.zeros((2, 3)), None, None, -1.0)
+    y, *_ = fp.backends.current.batch_norm_forward(np.ones((2, 3)), None, None, np.float32(1e-5))  # NumPy scalars too
+    np.testing.assert_array_equal(y, 0)
 
 
 # --------------------------------------------------------------- layer norm

@@ -32,7 +32,6 @@ py::array matrix_x(const char* fn, py::handle x_obj, DType* dtype) {
     return x;
 }
 
-template <class T>
 void same_shape(const char* fn, const char* name, const py::array& a, const py::array& x) {
     if (a.ndim() != x.ndim() || a.shape(0) != x.shape(0) || a.shape(1) != x.shape(1))
         throw py::value_error(std::string(fn) + ": " + name + " must have x's shape " + shape_str(x) + ", got " +
@@ -162,7 +161,7 @@ py::tuple batch_norm_backward(py::handle gy_obj, py::handle x_obj, py::handle me
     py::array x = matrix_x(fn, x_obj, &dt);
     py::array gy = check_array(fn, "grad_y", gy_obj);
     check_same_dtype(fn, "x", x, "grad_y", gy);
-    same_shape<float>(fn, "grad_y", gy, x);
+    same_shape(fn, "grad_y", gy, x);
     return dt == DType::f32 ? bn_backward<float>(gy, x, mean, invstd, weight, needs_input_grad)
                             : bn_backward<double>(gy, x, mean, invstd, weight, needs_input_grad);
 }
@@ -238,7 +237,7 @@ py::tuple layer_norm_backward(py::handle gy_obj, py::handle x_obj, py::handle me
     py::array x = matrix_x(fn, x_obj, &dt);
     py::array gy = check_array(fn, "grad_y", gy_obj);
     check_same_dtype(fn, "x", x, "grad_y", gy);
-    same_shape<float>(fn, "grad_y", gy, x);
+    same_shape(fn, "grad_y", gy, x);
     return dt == DType::f32 ? ln_backward<float>(gy, x, mean, rstd, weight, has_bias, needs_input_grad)
                             : ln_backward<double>(gy, x, mean, rstd, weight, has_bias, needs_input_grad);
 }

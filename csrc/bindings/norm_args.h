@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 
 #include "array_args.h"
@@ -42,8 +43,12 @@ const T* vector_arg(const char* fn, const char* name, py::handle obj, const py::
 
 // A finite, non-negative float (eps).
 inline double eps_arg(const char* fn, py::handle obj) {
-    if (PyBool_Check(obj.ptr()) || !(PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr())))
-        throw py::type_error(std::string(fn) + ": eps must be a float, got " + type_name(obj));
+    bool number = !PyBool_Check(obj.ptr()) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()));
+    if (!number && !PyBool_Check(obj.ptr())) {  // NumPy scalars (np.float32 is no Python float)
+        py::object np = py::module_::import("numpy");
+        number = py::isinstance(obj, np.attr("floating")) || py::isinstance(obj, np.attr("integer"));
+    }
+    if (!number) throw py::type_error(std::string(fn) + ": eps must be a float, got " + type_name(obj));
     const double eps = obj.cast<double>();
     if (!(eps >= 0) || !std::isfinite(eps))
         throw py::value_error(std::string(fn) + ": eps must be a finite number >= 0, got " + repr_str(obj));
