@@ -31,7 +31,7 @@ def test_philox_known_answers():
 # ------------------------------------------------------------------ dropout
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 15, 17, 1000, 70001])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 15, 17, 31, 32, 33, 64, 65, 1000, 70001])
 def test_dropout_kernel_matches_numpy_oracle_bitwise(backend, dtype, n):
     x = np.random.default_rng(n).standard_normal(n).astype(dtype)
     got = fp.backends.current.dropout(x, 0.3, 2**40 + 7, 3, 9)
