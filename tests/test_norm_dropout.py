@@ -425,3 +425,30 @@ def test_repr_like_torch():
     assert repr(nn.BatchNorm1d(3, momentum=None)) == \
         "BatchNorm1d(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)"
     assert repr(nn.LayerNorm((3, 4), bias=False)) == "LayerNorm((3, 4), eps=1e-05, elementwise_affine=True, bias=False)"
+
+
+@pytest.mark.parametrize("isa", ["reference", "avx2", "auto"])
+def test_dropout_same_bits_on_every_isa(isa, cpp_only):
+    """FUSEDPROP_ISA picks the dropout kernel once per process: each in a child, against the NumPy oracle."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    code = ("import hashlib, numpy as np, fusedprop as fp\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    x = np.random.default_rng(0).standard_normal(64 * 40 + 37).astype(dt)\n"
+            "    x[5] = np.nan; x[6] = -np.inf; x[7] = -1.0\n"
+            "    print(hashlib.sha256(fp.backends.current.dropout(x, 0.35, 2**63 + 5, 7, 11).tobytes()).hexdigest())\n")
+    env = dict(os.environ, FUSEDPROP_BACKEND="cpp")
+    if isa == "auto":
+        env.pop("FUSEDPROP_ISA", None)
+    else:
+        env["FUSEDPROP_ISA"] = isa
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fp.__file__)) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    want = []
+    for dt in (np.float32, np.float64):
+        x = np.random.default_rng(0).standard_normal(64 * 40 + 37).astype(dt)
+        x[5], x[6], x[7] = np.nan, -np.inf, -1.0
+        want.append(hashlib.sha256(numpy_backend.dropout(x, 0.35, 2**63 + 5, 7, 11).tobytes()).hexdigest())
+    assert out.split() == want

@@ -43,30 +43,56 @@ void apply_range_ref(const T* in, T* out, index_t begin, index_t end, std::uint3
     }
 }
 
-bool use_avx2() {
-#ifdef FUSEDPROP_HAVE_AVX2
-    static const bool yes = [] {
+enum class Simd { none, avx2, avx512 };
+
+// FUSEDPROP_ISA=reference or avx2 caps it, as for the GEMM (gemm/dispatch.cpp).
+Simd simd() {
+    static const Simd level = [] {
         const char* env = std::getenv("FUSEDPROP_ISA");
-        if (env != nullptr && std::strcmp(env, "reference") == 0) return false;
+        const bool reference = env != nullptr && std::strcmp(env, "reference") == 0;
+        const bool cap_avx2 = env != nullptr && std::strcmp(env, "avx2") == 0;
         const auto& f = runtime::cpu_features();
-        return f.avx2;
-    }();
-    return yes;
-#else
-    return false;
+        (void)f;
+#ifdef FUSEDPROP_HAVE_AVX512
+        if (!reference && !cap_avx2 && f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl) return Simd::avx512;
 #endif
+#ifdef FUSEDPROP_HAVE_AVX2
+        if (!reference && f.avx2) return Simd::avx2;
+#endif
+        (void)reference;
+        (void)cap_avx2;
+        return Simd::none;
+    }();
+    return level;
 }
 
-// Whole groups on the AVX2 kernel, a ragged end on the portable one (same bits).
+// Whole groups on the widest SIMD kernel the CPU has, a ragged end on the
+// portable one: the same bits either way.
 template <class T>
 void apply_range(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale, DropoutKey key) {
-#ifdef FUSEDPROP_HAVE_AVX2
-    if (use_avx2() && (begin & 31) == 0) {
+    const Simd level = simd();
+#ifdef FUSEDPROP_HAVE_AVX512
+    if (level == Simd::avx512 && (begin & 31) == 0) {
+        // Pairs of groups while their 16 blocks share the counter's high word (below 2^35 elements: always).
+        while (end - begin >= 64) {
+            const auto first = static_cast<std::uint64_t>(begin >> 5) << 3;
+            const std::uint64_t to_wrap = (std::uint64_t(1) << 32) - (first & 0xFFFFFFFFu);  // blocks until hi + 1
+            index_t pairs = (end - begin) / 64;
+            if (to_wrap < 16) break;  // this pair straddles: leave it to the 8-lane paths
+            pairs = std::min<index_t>(pairs, static_cast<index_t>(to_wrap / 16));
+            detail::dropout_group_pairs_avx512(in, out, begin, begin + 64 * pairs, threshold, scale, key);
+            begin += 64 * pairs;
+        }
+    }
+#endif
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if (level != Simd::none && (begin & 31) == 0) {
         const index_t whole = begin + ((end - begin) & ~index_t(31));
         detail::dropout_groups_avx2(in, out, begin, whole, threshold, scale, key);
         begin = whole;
     }
 #endif
+    (void)level;
     if (begin < end) apply_range_ref<T>(in, out, begin, end, threshold, scale, key);
 }
 
