@@ -33,12 +33,22 @@ def _data(dtype=np.float32):
     return rng.standard_normal((45, 6)).astype(dtype), rng.integers(0, 3, 45)
 
 
-def _run(monkeypatch=None, stop_after=None, seed=0, opt="adam_amsgrad", dtype=np.float32, counter=None, **kw):
+def _tanh_mlp(dtype):
+    return nn.Sequential(nn.Linear(6, 10, dtype=dtype), nn.Tanh(), nn.Linear(10, 3, dtype=dtype))
+
+
+def _norm_dropout_mlp(dtype):
+    return nn.Sequential(nn.Linear(6, 10, bias=False, dtype=dtype), nn.BatchNorm1d(10, dtype=dtype), nn.ReLU(),
+                         nn.Dropout(0.3), nn.Linear(10, 3, dtype=dtype))
+
+
+def _run(monkeypatch=None, stop_after=None, seed=0, opt="adam_amsgrad", dtype=np.float32, counter=None,
+         make=_tanh_mlp, **kw):
     """fit on a fresh model (seeded with ``seed``); with ``stop_after`` the
     run is interrupted when it starts step stop_after + 1. Returns the model's
     and optimizer's state dicts and the history, or None when interrupted."""
     fp.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(6, 10, dtype=dtype), nn.Tanh(), nn.Linear(10, 3, dtype=dtype))
+    model = make(dtype)
     opt_ = OPTIMIZERS[opt](model.parameters())
     X, y = _data(dtype)
     if monkeypatch is not None:
@@ -103,18 +113,20 @@ def test_checkpoints_do_not_change_the_run_and_two_are_kept(backend, tmp_path, o
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("opt", OPTIMIZERS)
-def test_interrupted_runs_resume_bitwise(backend, tmp_path, monkeypatch, opt, dtype):
-    plain = _run(opt=opt, dtype=dtype)
+@pytest.mark.parametrize("make", [_tanh_mlp, _norm_dropout_mlp], ids=["tanh", "batchnorm_dropout"])
+def test_interrupted_runs_resume_bitwise(backend, tmp_path, monkeypatch, opt, dtype, make):
+    kw = {"make": make}
+    plain = _run(opt=opt, dtype=dtype, **kw)
     every = 4
     executed: list = []
     # Interrupted mid-epoch, right after a checkpoint, one step after resuming, after an epoch's end.
     for i, stop in enumerate([5, 4, 1, 6, 5]):
         # Each resumed process gets other initial weights and another seed: all must come from the checkpoint.
         out = _run(monkeypatch, stop_after=stop, seed=100 + i if i else 0, opt=opt, dtype=dtype, counter=executed,
-                   checkpoint=tmp_path, checkpoint_every=every, resume=True)
+                   checkpoint=tmp_path, checkpoint_every=every, resume=True, **kw)
         assert out is None
     resumed = _run(monkeypatch, seed=7, opt=opt, dtype=dtype, counter=executed, checkpoint=tmp_path,
-                   checkpoint_every=every, resume=True)
+                   checkpoint_every=every, resume=True, **kw)
     _assert_bitwise(plain, resumed)
     # Each interruption repeats at most `every` steps (plus the step it cut short).
     assert len(executed) <= STEPS + 5 * (every + 1)

@@ -62,7 +62,7 @@ def test_from_torch_matches_torch(backend, activation, bias, dtype):
                         tnn.Linear(16, 3, bias=bias)).to(TORCH_DTYPE[dtype])
     model = fp.from_torch(tm)
     assert isinstance(model, nn.Sequential) and len(model) == 4
-    assert isinstance(model[2], nn.Identity)  # Dropout(p=0)
+    assert isinstance(model[2], nn.Dropout) and model[2].p == 0
     assert_same_state(model, tm)
     x = data(dtype)
     np.testing.assert_allclose(fp_out(model, x), torch_out(tm, x), **TOL[dtype])
@@ -174,10 +174,10 @@ class MyLinear(tnn.Linear):
 
 
 @pytest.mark.parametrize("module, error, match", [
-    (tnn.Sequential(tnn.Linear(3, 3), tnn.Dropout(0.5)), TypeError,
-     r"module 1 \(Dropout\(p=0.5\)\): fusedprop has no Dropout yet"),
-    (tnn.Sequential(tnn.Linear(3, 3), tnn.Sequential(tnn.ReLU(), tnn.BatchNorm1d(3))), TypeError,
-     r"module 1\.1 \(BatchNorm1d\)"),
+    (tnn.Sequential(tnn.Linear(3, 3), tnn.Dropout(1.0)), TypeError,
+     r"module 1 \(Dropout\(p=1.0\)\): fusedprop's Dropout needs p in \[0, 1\)"),
+    (tnn.Sequential(tnn.Linear(3, 3), tnn.Sequential(tnn.ReLU(), tnn.BatchNorm2d(3))), TypeError,
+     r"module 1\.1 \(BatchNorm2d\)"),
     (tnn.Conv1d(1, 1, 3), TypeError, r"\(Conv1d\)"),
     (tnn.Sequential(MyLinear(3, 3)), TypeError, r"module 0 \(MyLinear\)"),
     (tnn.Sequential(tnn.Linear(3, 3).half()), TypeError, r"0\.weight must be float32 or float64, got torch.float16"),

@@ -132,12 +132,15 @@ def test_train_step_matches_pytorch_in_float64(backend, rng, opt):
 
 def test_unsupported_models_are_named(backend):
     opt = lambda m: optim.SGD(m.parameters(), lr=0.1)  # noqa: E731
-    bad = nn.Sequential(nn.ReLU(), nn.Linear(3, 2))
-    with pytest.raises(TypeError, match=r"cannot compile module 0 \(ReLU\)"):
+    bad = nn.Sequential(nn.Linear(3, 2), nn.MSELoss())
+    with pytest.raises(TypeError, match=r"cannot compile module 1 \(MSELoss\)"):
         fp.TrainStep(bad, nn.MSELoss(), opt(bad))
-    twice = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Sigmoid())
-    with pytest.raises(TypeError, match=r"module 2 \(Sigmoid\)"):
-        fp.TrainStep(twice, nn.MSELoss(), opt(twice))
+    nested = nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.ReLU(), nn.L1Loss()))
+    with pytest.raises(TypeError, match=r"module 1.1 \(L1Loss\)"):
+        fp.TrainStep(nested, nn.MSELoss(), opt(nested))
+    no_linear = nn.Sequential(nn.ReLU(), nn.LayerNorm(3))
+    with pytest.raises(TypeError, match="no Linear layer"):
+        fp.TrainStep(no_linear, nn.MSELoss(), opt(no_linear))
     good = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(TypeError, match="cannot compile loss L1Loss"):
         fp.TrainStep(good, nn.L1Loss(), opt(good))

@@ -8,7 +8,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,8 +17,7 @@
 #include "array_args.h"
 #include "bindings.h"
 #include "layer_shapes.h"
-#include "optim/adam.h"
-#include "optim/sgd.h"
+#include "param_updates.h"
 #include "train/train_step.h"
 
 namespace py = pybind11;
@@ -31,43 +29,6 @@ using train::LayerShape;
 using train::LossKind;
 using train::LossShape;
 using train::Reduction;
-
-// A C-contiguous array of T with exactly `shape`, else a clear error.
-// What an array is, for error messages: "layer 2 weight grad" is
-// {"layer ", 2, " weight grad"}. Formatted only when a check fails: a step
-// checks some twenty arrays, and building their names cost more than the
-// checks themselves.
-struct What {
-    const char* prefix;
-    long index = -1;
-    const char* suffix = "";
-    std::string str() const {
-        return std::string(prefix) + (index >= 0 ? std::to_string(index) : std::string()) + suffix;
-    }
-};
-
-// The array obj as a T pointer, checked: dtype T, shape dims[0..ndim), C-contiguous (and writeable).
-template <class T>
-T* contiguous(const py::handle& obj, const What& what, const index_t* dims, int ndim, bool writable) {
-    if (!py::isinstance<py::array>(obj))
-        throw py::type_error("TrainStep: " + what.str() + " must be a numpy.ndarray, got " + type_name(obj));
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!has_dtype<T>(a))
-        throw py::type_error("TrainStep: " + what.str() + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
-                             ", got " + dtype_str(a));
-    bool same = a.ndim() == ndim;
-    for (int i = 0; same && i < ndim; ++i) same = a.shape(i) == dims[i];
-    if (!same)
-        throw py::value_error("TrainStep: " + what.str() + " has shape " + shape_str(a) + ", the plan expects another");
-    if (!(a.flags() & py::array::c_style))
-        throw py::value_error("TrainStep: " + what.str() + " must be C-contiguous");
-    if (writable && !a.writeable()) throw py::value_error("TrainStep: " + what.str() + " is read-only");
-    return static_cast<T*>(const_cast<void*>(a.data()));
-}
-template <class T>
-T* contiguous(const py::handle& obj, const What& what, std::initializer_list<index_t> dims, bool writable) {
-    return contiguous<T>(obj, what, dims.begin(), static_cast<int>(dims.size()), writable);
-}
 
 // In double whatever T; four partial sums, so that the compiler may keep
 // them in vector registers without reassociating one sum.
@@ -85,23 +46,6 @@ double sum_of_squares(const T* a, std::size_t n) noexcept {
     for (; i < n; ++i) s0 += static_cast<double>(a[i]) * static_cast<double>(a[i]);
     return (s0 + s1) + (s2 + s3);
 }
-
-struct SgdUpdate {
-    optim::SgdOptions options;
-};
-struct AdamUpdate {
-    optim::AdamOptions options;
-    bool amsgrad = false;
-};
-
-template <class T>
-struct ParamUpdate {
-    T* param = nullptr;
-    const T* grad = nullptr;
-    std::size_t size = 0;
-    std::variant<std::monostate, SgdUpdate, AdamUpdate> rule;
-    T* state[3] = {nullptr, nullptr, nullptr};
-};
 
 class TrainPlan {
 public:
@@ -132,7 +76,7 @@ public:
     double step(const py::array& x, const py::handle& y, const py::list& params, const py::list& grads,
                 const py::list& updates, const py::object& weight_sq) {
         double* sq = nullptr;
-        if (!weight_sq.is_none()) sq = contiguous<double>(weight_sq, {"weight_sq"}, {1}, true);
+        if (!weight_sq.is_none()) sq = contiguous<double>(weight_sq, "weight_sq", {1}, true);
         return std::visit([&](auto& plan) { return run(*plan, x, y, params, grads, updates, sq); }, plan_);
     }
 
@@ -164,12 +108,13 @@ private:
         for (std::size_t l = 0; l < shapes.size(); ++l) {
             const long n = static_cast<long>(l);
             const index_t o = shapes[l].out_features, i = shapes[l].in_features;
-            out[l].weight = contiguous<T>(params[2 * l], {"layer ", n, " weight"}, {o, i}, false);
-            if (shapes[l].has_bias) out[l].bias = contiguous<T>(params[2 * l + 1], {"layer ", n, " bias"}, {o}, false);
+            out[l].weight = contiguous<T>(params[2 * l], What("layer ", n, " weight"), {o, i}, false);
+            if (shapes[l].has_bias)
+                out[l].bias = contiguous<T>(params[2 * l + 1], What("layer ", n, " bias"), {o}, false);
             if (grads) {
-                out[l].weight_grad = contiguous<T>((*grads)[2 * l], {"layer ", n, " weight grad"}, {o, i}, true);
+                out[l].weight_grad = contiguous<T>((*grads)[2 * l], What("layer ", n, " weight grad"), {o, i}, true);
                 if (shapes[l].has_bias)
-                    out[l].bias_grad = contiguous<T>((*grads)[2 * l + 1], {"layer ", n, " bias grad"}, {o}, true);
+                    out[l].bias_grad = contiguous<T>((*grads)[2 * l + 1], What("layer ", n, " bias grad"), {o}, true);
             }
         }
         return out;
@@ -179,56 +124,16 @@ private:
     std::vector<ParamUpdate<T>> parse_updates(const std::vector<train::LayerTensors<T>>& tensors,
                                               const train::TrainStepPlan<T>& plan, const py::list& params,
                                               const py::list& updates) const {
-        if (py::len(updates) != py::len(params)) throw py::value_error("TrainStep: one update slot per parameter");
-        std::vector<ParamUpdate<T>> out;
-        const std::size_t n_params = py::len(params);
-        for (std::size_t k = 0; k < n_params; ++k) {
-            const std::size_t l = k / 2;
-            const bool is_bias = k % 2 == 1;
-            if (is_bias && !plan.layers()[l].has_bias) continue;
-            const py::handle spec = updates[k];
-            if (spec.is_none()) continue;
-            ParamUpdate<T> u;
+        std::vector<std::vector<index_t>> dims;
+        std::vector<const T*> grads;
+        for (std::size_t l = 0; l < plan.layers().size(); ++l) {
             const auto& shape = plan.layers()[l];
-            const index_t dims[2] = {shape.out_features, shape.in_features};
-            const int ndim = is_bias ? 1 : 2;
-            u.size = static_cast<std::size_t>(is_bias ? shape.out_features : shape.out_features * shape.in_features);
-            u.param = contiguous<T>(params[k], {"parameter ", static_cast<long>(k)}, dims, ndim, true);
-            u.grad = is_bias ? tensors[l].bias_grad : tensors[l].weight_grad;
-            const auto t = py::reinterpret_borrow<py::tuple>(spec);
-            const py::str kind_obj = t[0];
-            const std::string kind = kind_obj;
-            const What what{"optimizer state of parameter ", static_cast<long>(k)};
-            if (kind == "sgd") {
-                SgdUpdate s;
-                s.options.lr = t[1].cast<double>();
-                s.options.momentum = t[2].cast<double>();
-                s.options.dampening = t[3].cast<double>();
-                s.options.weight_decay = t[4].cast<double>();
-                s.options.nesterov = t[5].cast<bool>();
-                s.options.first_step = t[6].cast<bool>();
-                if (s.options.momentum != 0) u.state[0] = contiguous<T>(t[7], what, dims, ndim, true);
-                u.rule = s;
-            } else if (kind == "adam") {
-                AdamUpdate a;
-                a.options.step = t[1].cast<double>();
-                a.options.lr = t[2].cast<double>();
-                a.options.beta1 = t[3].cast<double>();
-                a.options.beta2 = t[4].cast<double>();
-                a.options.eps = t[5].cast<double>();
-                a.options.weight_decay = t[6].cast<double>();
-                a.options.decoupled = t[7].cast<bool>();
-                u.state[0] = contiguous<T>(t[8], what, dims, ndim, true);
-                u.state[1] = contiguous<T>(t[9], what, dims, ndim, true);
-                a.amsgrad = !t[10].is_none();
-                if (a.amsgrad) u.state[2] = contiguous<T>(t[10], what, dims, ndim, true);
-                u.rule = a;
-            } else {
-                throw py::value_error("TrainStep: unknown update rule " + kind);
-            }
-            out.push_back(u);
+            dims.push_back({shape.out_features, shape.in_features});
+            grads.push_back(tensors[l].weight_grad);
+            dims.push_back(shape.has_bias ? std::vector<index_t>{shape.out_features} : std::vector<index_t>{});
+            grads.push_back(tensors[l].bias_grad);
         }
-        return out;
+        return bindings::parse_updates<T>(params, updates, dims, grads);
     }
 
     template <class T>
@@ -240,13 +145,13 @@ private:
         train::Target<T> target;
         const index_t n_out = plan.layers().back().out_features;
         if (loss_kind_ == LossKind::cross_entropy) {
-            target.classes = contiguous<std::int64_t>(y, {"y"}, {xm.rows}, false);
+            target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
             const index_t bad = train::first_invalid_class(target.classes, xm.rows, n_out);
             if (bad >= 0)
                 throw py::value_error("TrainStep: target class index " + std::to_string(target.classes[bad]) +
                                       " is out of range [0, " + std::to_string(n_out) + ")");
         } else
-            target.values = contiguous<T>(y, {"y"}, {xm.rows, n_out}, false);
+            target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
 
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
@@ -260,14 +165,7 @@ private:
             }
             *weight_sq = total;
         }
-        for (const auto& u : rules) {
-            if (auto* s = std::get_if<SgdUpdate>(&u.rule)) {
-                optim::sgd_step<T>(u.param, u.grad, u.state[0], u.size, s->options);
-            } else if (auto* a = std::get_if<AdamUpdate>(&u.rule)) {
-                optim::adam_step<T>(u.param, u.grad, u.state[0], u.state[1], a->amsgrad ? u.state[2] : nullptr,
-                                    u.size, a->options);
-            }
-        }
+        apply_updates<T>(rules);
         return loss;
     }
 
@@ -275,7 +173,7 @@ private:
     void infer(train::TrainStepPlan<T>& plan, const py::array& x, const py::list& params, const py::array& out) {
         const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
         const auto tensors = layer_tensors<T>(plan, params, nullptr);
-        T* o = contiguous<T>(out, {"out"}, {xm.rows, plan.layers().back().out_features}, true);
+        T* o = contiguous<T>(out, "out", {xm.rows, plan.layers().back().out_features}, true);
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);
         plan.forward(xm, tensors, {o, xm.rows, plan.layers().back().out_features, plan.layers().back().out_features, 1});

@@ -13,5 +13,8 @@ void register_train(pybind11::module_& m);
 void register_infer(pybind11::module_& m);
 void register_bench(pybind11::module_& m);
 void register_activation(pybind11::module_& m);
+void register_dropout(pybind11::module_& m);
+void register_norm(pybind11::module_& m);
+void register_sequence(pybind11::module_& m);
 
 }  // namespace fusedprop::bindings

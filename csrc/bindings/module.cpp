@@ -14,4 +14,7 @@ PYBIND11_MODULE(_core, m) {
     fusedprop::bindings::register_infer(m);
     fusedprop::bindings::register_bench(m);
     fusedprop::bindings::register_activation(m);
+    fusedprop::bindings::register_dropout(m);
+    fusedprop::bindings::register_norm(m);
+    fusedprop::bindings::register_sequence(m);
 }

@@ -18,6 +18,25 @@ MatrixRef<T> rows_of(T* data, index_t rows, index_t cols) {
 }  // namespace
 
 template <class T>
+double loss_and_gradient(const LossShape& loss, MatrixRef<const T> logits, const Target<T>& target, MatrixRef<T> grad) {
+    const index_t batch = logits.rows, n_out = logits.cols;
+    switch (loss.kind) {
+        case LossKind::mse:
+            return mse_loss<T>(logits, rows_of(target.values, batch, n_out), loss.reduction, grad);
+        case LossKind::bce_with_logits:
+            return bce_with_logits_loss<T>(logits, rows_of(target.values, batch, n_out), loss.reduction, grad);
+        case LossKind::cross_entropy:
+            return cross_entropy_loss<T>(logits, target.classes, loss.label_smoothing, loss.reduction, grad);
+    }
+    return 0.0;
+}
+
+template double loss_and_gradient<float>(const LossShape&, MatrixRef<const float>, const Target<float>&,
+                                         MatrixRef<float>);
+template double loss_and_gradient<double>(const LossShape&, MatrixRef<const double>, const Target<double>&,
+                                          MatrixRef<double>);
+
+template <class T>
 TrainStepPlan<T>::TrainStepPlan(std::vector<LayerShape> layers, LossShape loss)
     : layers_(std::move(layers)), loss_(loss) {
     if (layers_.empty()) throw std::invalid_argument("TrainStepPlan: no layers");
@@ -92,20 +111,8 @@ double TrainStepPlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>&
 
     // Loss and its gradient with respect to the last output.
     const index_t n_out = layers_.back().out_features;
-    MatrixRef<T> grad = rows_of(grad_in_.data(), batch, n_out);
-    const MatrixRef<const T> logits = output(n_layers - 1, batch);
-    double loss = 0.0;
-    switch (loss_.kind) {
-        case LossKind::mse:
-            loss = mse_loss<T>(logits, rows_of(target.values, batch, n_out), loss_.reduction, grad);
-            break;
-        case LossKind::bce_with_logits:
-            loss = bce_with_logits_loss<T>(logits, rows_of(target.values, batch, n_out), loss_.reduction, grad);
-            break;
-        case LossKind::cross_entropy:
-            loss = cross_entropy_loss<T>(logits, target.classes, loss_.label_smoothing, loss_.reduction, grad);
-            break;
-    }
+    const double loss = loss_and_gradient<T>(loss_, output(n_layers - 1, batch), target,
+                                             rows_of(grad_in_.data(), batch, n_out));
 
     // Backward, last layer first.
     for (std::size_t l = n_layers; l-- > 0;) {

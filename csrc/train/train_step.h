@@ -55,6 +55,10 @@ struct Target {
     const T* values = nullptr;
 };
 
+// The loss of `logits` against `target` and dLoss/dlogits into grad.
+template <class T>
+double loss_and_gradient(const LossShape& loss, MatrixRef<const T> logits, const Target<T>& target, MatrixRef<T> grad);
+
 template <class T>
 class TrainStepPlan {
 public:

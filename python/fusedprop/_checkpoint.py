@@ -105,7 +105,8 @@ class Checkpointer:
         content = {"kind": KIND, "version": VERSION, "run": self.run, "epoch": epoch, "step": step,
                    "order": order, "total": total, "history": history,
                    "generator": _runtime.generator().bit_generator.state,
-                   "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "dropout": _dropout_state(model)}
         if self.scheduler is not None:
             content["scheduler"] = self.scheduler.state_dict()
         return content
@@ -153,7 +154,8 @@ class Checkpointer:
         state = load(path)
         expected = {"kind", "version", "run", "epoch", "step", "order", "total", "history", "generator", "model",
                     "optimizer"}
-        if set(state) - {"scheduler"} != expected or state["kind"] != KIND:
+        # "dropout" (Dropout's seed and step counts) is absent from checkpoints of earlier builds.
+        if set(state) - {"scheduler", "dropout"} != expected or state["kind"] != KIND:
             raise ValueError(f"{path!r} is not a fit checkpoint")
         if state["version"] != VERSION:
             raise ValueError(f"{path!r} is a version {state['version']!r} checkpoint; this fusedprop reads {VERSION}")
@@ -185,12 +187,15 @@ class Checkpointer:
         if not (isinstance(saved_history, dict) and set(saved_history) == set(history)
                 and all(isinstance(v, list) and len(v) == epoch for v in saved_history.values())):
             problems.append("history")
-        params = dict(model.named_parameters())
+        params = model.state_dict()  # parameters and buffers (BatchNorm's running statistics)
         saved_model = state["model"]
         if not (isinstance(saved_model, dict) and set(saved_model) == set(params)
-                and all(isinstance(v, np.ndarray) and v.dtype == params[k].data.dtype
-                        and v.shape == params[k].data.shape for k, v in saved_model.items())):
+                and all(isinstance(v, np.ndarray) and v.dtype == params[k].dtype
+                        and v.shape == params[k].shape for k, v in saved_model.items())):
             problems.append("model parameters (names, shapes or dtypes differ from this model's)")
+        saved_dropout = state.get("dropout")
+        if saved_dropout is not None and not _dropout_state_fits(saved_dropout, model):
+            problems.append("dropout modules")
         probe = np.random.default_rng()
         try:
             probe.bit_generator.state = state["generator"]
@@ -213,8 +218,36 @@ class Checkpointer:
                 raise ValueError(f"fit: checkpoint {path!r} holds no state of the scheduler")
             self.scheduler.load_state_dict(saved)
         _runtime.generator().bit_generator.state = state["generator"]
+        if saved_dropout is not None:
+            _restore_dropout(saved_dropout, model)
         for k in history:
             history[k][:] = saved_history[k]
         if step and not self.run["shuffle"]:
             order = np.arange(n)
         return epoch, step, (order if step else None), total
+
+
+# ------------------------------------------------------------------ dropout
+
+def _dropout_modules(model) -> dict:
+    from .nn.dropout import Dropout
+    return {name: m for name, m in model.named_modules() if type(m) is Dropout}
+
+
+def _dropout_state(model) -> dict:
+    """What the masks of the next steps depend on: the seed, each Dropout's stream and step count."""
+    return {"seed": _runtime.dropout_seed(),
+            "modules": {name: [m._stream, m.steps_done()] for name, m in _dropout_modules(model).items()}}
+
+
+def _dropout_state_fits(saved, model) -> bool:
+    mods = saved.get("modules") if isinstance(saved, dict) else None
+    return (isinstance(mods, dict) and set(mods) == set(_dropout_modules(model))
+            and isinstance(saved.get("seed"), int)
+            and all(isinstance(v, list) and len(v) == 2 and all(isinstance(i, int) for i in v) for v in mods.values()))
+
+
+def _restore_dropout(saved, model) -> None:
+    _runtime.restore_dropout_seed(saved["seed"])
+    for name, m in _dropout_modules(model).items():
+        m.restore_steps(*saved["modules"][name])

@@ -73,14 +73,49 @@ def cpu_info() -> dict:
 
 _generator = np.random.default_rng()
 
+# Dropout's key (see nn.Dropout): the seed, and a generation that tells each
+# Dropout module that manual_seed ran since its last forward (its step count
+# then starts again at 0). Unseeded runs get a fresh random seed.
+_dropout_seed = int.from_bytes(os.urandom(8), "little")
+_seed_generation = 0
+_next_stream = 0
+
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Seed fusedprop's generator (initialisation, ``randn``, shuffling in ``fit``)."""
-    global _generator
+    """Seed fusedprop's generator (initialisation, ``randn``, shuffling in ``fit``)
+    and Dropout's masks (their key is the seed, each module's number and its step count)."""
+    global _generator, _dropout_seed, _seed_generation, _next_stream
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
     _generator = np.random.default_rng(int(seed))
+    _dropout_seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+    _seed_generation += 1
+    _next_stream = 0
     return _generator
+
+
+def dropout_seed() -> int:
+    """The 64-bit seed of every Dropout mask (``manual_seed``'s, else random per process)."""
+    return _dropout_seed
+
+
+def restore_dropout_seed(seed: int) -> None:
+    """Dropout's seed as a checkpoint saved it (fit's resume; no other state changes)."""
+    global _dropout_seed
+    _dropout_seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def seed_generation() -> int:
+    """How many times manual_seed has run."""
+    return _seed_generation
+
+
+def next_dropout_stream() -> int:
+    """A number for a new Dropout module: its masks' Philox stream (counted from 0 after each manual_seed)."""
+    global _next_stream
+    stream = _next_stream
+    _next_stream = (_next_stream + 1) & 0xFFFF_FFFF
+    return stream
 
 
 def generator() -> np.random.Generator:

@@ -15,10 +15,12 @@ Linear (float32/float64)               Linear
 ReLU, LeakyReLU(slope >= 0), Sigmoid,  the module of the same name
 Tanh, GELU(approximate), SiLU,
 Identity
-Dropout(p=0)                           Identity (it is one)
-Dropout(p>0)                           TypeError: fusedprop has no Dropout yet,
-                                       and dropping it would silently change
-                                       what training computes
+Dropout(p < 1)                         Dropout (its own masks: fusedprop's
+                                       generator, not torch's)
+BatchNorm1d (float32/float64)          BatchNorm1d, with weight, bias and the
+                                       running_mean / running_var /
+                                       num_batches_tracked buffers
+LayerNorm (float32/float64)            LayerNorm, with weight and bias
 =====================================  ===========================================
 
 ``to_torch`` turns a ``Linear`` with a fused ``activation=`` into
@@ -35,7 +37,10 @@ from collections import OrderedDict
 import numpy as np
 
 from .nn import activation as _act
+from .nn.batchnorm import BatchNorm1d
 from .nn.container import Sequential
+from .nn.dropout import Dropout
+from .nn.normalization import LayerNorm
 from .nn.linear import Linear
 from .nn.module import Module
 
@@ -62,8 +67,8 @@ def from_torch(module) -> Module:
     """The fusedprop model equivalent to a ``torch.nn`` module, weights copied.
 
     Takes a ``torch.nn.Sequential`` (nested ones too) of Linear, ReLU,
-    LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity and Dropout(p=0) modules,
-    or one such module. Dropout with p > 0 and every other module raise
+    LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity, Dropout, BatchNorm1d and
+    LayerNorm modules, or one such module. Every other module raises
     TypeError naming it. Float32 and float64 weights keep their dtype.
     """
     torch = _import_torch("from_torch")
@@ -91,17 +96,65 @@ def _from(torch, m, path: str) -> Module:
         out = _act.LeakyReLU(m.negative_slope)
     elif kind is tnn.GELU:
         out = _act.GELU(approximate=m.approximate)
-    elif kind is tnn.Dropout and m.p == 0:
-        out = _act.Identity()
     elif kind is tnn.Dropout:
-        raise TypeError(f"from_torch: cannot convert {where}(Dropout(p={m.p})): fusedprop has no Dropout yet; "
-                        "remove it, or set p=0 (then it is an Identity)")
+        if m.p >= 1:
+            raise TypeError(f"from_torch: cannot convert {where}(Dropout(p={m.p})): fusedprop's Dropout needs "
+                            "p in [0, 1)")
+        out = Dropout(m.p)
+    elif kind is tnn.BatchNorm1d:
+        out = _from_batch_norm(torch, m, path)
+    elif kind is tnn.LayerNorm:
+        out = _from_layer_norm(torch, m, path)
     elif kind in (tnn.ReLU, tnn.Sigmoid, tnn.Tanh, tnn.SiLU, tnn.Identity):
         out = getattr(_act, kind.__name__)()
     else:
         raise TypeError(f"from_torch: cannot convert {where}({kind.__name__}): supported are Sequential, Linear, "
-                        "ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity and Dropout(p=0)")
+                        "ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity, Dropout, BatchNorm1d and LayerNorm")
     return out.train(bool(m.training))
+
+
+def _copy_params(torch, m, out, path: str) -> None:
+    """weight / bias (those present) and every buffer, copied into out's arrays."""
+    for name, p in m.named_parameters(recurse=False):
+        mine = getattr(out, name)
+        np.copyto(mine.data, _numpy_param(torch, f"{path}.{name}" if path else name, p))
+        mine.requires_grad = p.requires_grad
+    for name, b in m.named_buffers(recurse=False):
+        np.copyto(getattr(out, name), b.detach().cpu().numpy(), casting="unsafe")
+
+
+def _dtype_of(torch, m, path: str):
+    for name, p in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+        if p.dtype.is_floating_point:
+            return _numpy_param(torch, f"{path}.{name}" if path else name, p).dtype
+    return np.dtype(np.float32)
+
+
+def _from_batch_norm(torch, m, path: str) -> Module:
+    out = BatchNorm1d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                      track_running_stats=m.track_running_stats, dtype=_dtype_of(torch, m, path))
+    _copy_params(torch, m, out, path)
+    return out
+
+
+def _from_layer_norm(torch, m, path: str) -> Module:
+    out = LayerNorm(tuple(m.normalized_shape), eps=m.eps, elementwise_affine=m.elementwise_affine,
+                    bias=m.bias is not None, dtype=_dtype_of(torch, m, path))
+    _copy_params(torch, m, out, path)
+    return out
+
+
+def _to_norm(torch, m, out):
+    """out (a torch norm module) with m's parameters and buffers copied in."""
+    dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[m._dtype]
+    out = out.to(dtype)
+    with torch.no_grad():
+        for name, p in out.named_parameters(recurse=False):
+            p.copy_(torch.from_numpy(np.array(getattr(m, name).data)))
+            p.requires_grad_(bool(getattr(m, name).requires_grad))
+        for name, b in out.named_buffers(recurse=False):
+            b.copy_(torch.from_numpy(np.array(getattr(m, name))))
+    return out
 
 
 # ------------------------------------------------------------------ fusedprop -> torch
@@ -147,10 +200,20 @@ def _to(torch, m, path: str):
                 linear=lin, activation=_torch_activation(torch, m.activation, m.negative_slope)))
     elif kind is _act.GELU:
         out = torch.nn.GELU(approximate=m.approximate)
+    elif kind is Dropout:
+        out = torch.nn.Dropout(m.p)
+    elif kind is BatchNorm1d:
+        out = _to_norm(torch, m, torch.nn.BatchNorm1d(m.num_features, eps=m.eps, momentum=m.momentum,
+                                                      affine=m.affine, track_running_stats=m.track_running_stats))
+    elif kind is LayerNorm:
+        out = _to_norm(torch, m, torch.nn.LayerNorm(m.normalized_shape, eps=m.eps,
+                                                    elementwise_affine=m.elementwise_affine,
+                                                    bias=m.bias is not None))
     elif kind in (_act.Identity, _act.ReLU, _act.LeakyReLU, _act.Sigmoid, _act.Tanh, _act.SiLU):
         out = _torch_activation(torch, m.kernel_name, m.negative_slope)
     else:
         where = f"module {path} " if path else ""
-        raise TypeError(f"to_torch: cannot convert {where}({kind.__name__}): supported are Sequential, Linear "
-                        "and the activation modules (Identity, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU)")
+        raise TypeError(f"to_torch: cannot convert {where}({kind.__name__}): supported are Sequential, Linear, "
+                        "Dropout, BatchNorm1d, LayerNorm and the activation modules (Identity, ReLU, LeakyReLU, "
+                        "Sigmoid, Tanh, GELU, SiLU)")
     return out.train(bool(m.training))

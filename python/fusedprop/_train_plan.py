@@ -10,12 +10,14 @@ import numpy as np
 from ._arrays import as_array
 from .nn.activation import Identity, _Activation
 from .nn.container import Sequential
+from .nn.dropout import Dropout
 from .nn.linear import Linear
 from .nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .optim.adam import Adam
 from .optim.sgd import SGD
 from .tensor import Tensor
+from ._sequence import compile_ops, dtype_of
 
 SUPPORTED_LOSSES = (MSELoss, BCEWithLogitsLoss, CrossEntropyLoss)
 SUPPORTED_OPTIMIZERS = (SGD, Adam)  # AdamW is an Adam
@@ -49,7 +51,8 @@ def compile_layers(model) -> list:
     """Linear layers, each with the activation that follows it fused in."""
     if not isinstance(model, (Sequential, Linear)):
         raise TypeError(f"TrainStep: model must be an nn.Sequential or nn.Linear, got {type(model).__name__}")
-    modules = [(n, m) for n, m in _flatten(model) if not isinstance(m, Identity)]
+    modules = [(n, m) for n, m in _flatten(model)
+               if not isinstance(m, Identity) and not (type(m) is Dropout and m.p == 0.0)]
     layers: list = []
     for name, module in modules:
         if type(module) is Linear:
@@ -76,6 +79,19 @@ def compile_layers(model) -> list:
     return [LayerSpec(lin, act, float(slope)) for lin, act, slope in layers]
 
 
+def compile_model(model, fn: str = "TrainStep"):
+    """``(layers, None)`` for a chain of fused Linear layers (the TrainPlan /
+    InferencePlan path), else ``(None, ops)`` with norms, dropout or
+    standalone activations (the SequencePlan path, see _sequence.py)."""
+    if not isinstance(model, (Sequential, Linear)):
+        raise TypeError(f"{fn}: model must be an nn.Sequential or nn.Linear, got {type(model).__name__}")
+    ops = compile_ops(_flatten(model), fn)
+    if all(op.kind == "linear" for op in ops):
+        return compile_layers(model), None
+    dtype_of(ops, fn)
+    return None, ops
+
+
 def compile_loss(criterion) -> LossSpec:
     if not isinstance(criterion, SUPPORTED_LOSSES):
         raise TypeError(f"TrainStep: cannot compile loss {type(criterion).__name__}; supported: "
@@ -87,15 +103,15 @@ def compile_loss(criterion) -> LossSpec:
     return LossSpec(kind, criterion.reduction, float(getattr(criterion, "label_smoothing", 0.0)))
 
 
-def compile_optimizer(optimizer, layers: list) -> None:
+def compile_optimizer(optimizer, slots: list) -> None:
+    """slots: (weight, bias) per layer or op, None where absent."""
     if not isinstance(optimizer, SUPPORTED_OPTIMIZERS):
         raise TypeError(f"TrainStep: cannot compile optimizer {type(optimizer).__name__}; supported: SGD, Adam, AdamW")
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
-    for i, spec in enumerate(layers):
-        for p in (spec.linear.weight, spec.linear.bias):
-            if p is not None and id(p) not in owned:
-                raise ValueError(f"TrainStep: a parameter of layer {i} is not in the optimizer; pass "
-                                 "model.parameters() to it")
+    for k, p in enumerate(slots):
+        if p is not None and id(p) not in owned:
+            raise ValueError(f"TrainStep: a parameter of layer {k // 2} is not in the optimizer; pass "
+                             "model.parameters() to it")
 
 
 def targets_for(loss: LossSpec, y, batch: int, n_out: int, dtype: np.dtype) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 from . import backends
 from . import functional as F
 from ._arrays import as_array
-from ._train_plan import compile_layers
+from . import _sequence
+from ._train_plan import compile_model
 from .tensor import Tensor
 
 __all__ = ["Predictor"]
@@ -24,8 +25,10 @@ class Predictor:
     """``pred = fp.Predictor(model); y = pred(x)``: the model's inference in one call.
 
     ``model`` is what ``TrainStep`` compiles: an ``nn.Sequential`` of ``Linear``
-    layers, each optionally followed by an activation module (or a single
-    ``Linear``). Anything else raises a TypeError naming the module.
+    layers, activation modules, ``BatchNorm1d``, ``LayerNorm`` (over the last
+    dimension) and ``Dropout`` (or a single ``Linear``), run as in eval mode:
+    Dropout is the identity, BatchNorm uses its running statistics (copied
+    with the weights). Anything else raises a TypeError naming the module.
 
     The Predictor is a **snapshot**: it copies the weights when it is made
     and, on the cpp backend, packs each ``W^T`` once for the GEMM kernels, so
@@ -51,7 +54,9 @@ class Predictor:
 
     def refresh(self) -> "Predictor":
         """Copy (and pack) the model's current weights again; returns self."""
-        layers = compile_layers(self._model)
+        layers, ops = compile_model(self._model, "Predictor")
+        if ops is not None:
+            return self._refresh_ops(ops)
         dtype = layers[0].linear.weight.data.dtype
         params = []
         for s in layers:
@@ -69,15 +74,53 @@ class Predictor:
             self._snapshot = (layers, dtype, params, plan, packed, backends.current.NAME)
         return self
 
+    def _refresh_ops(self, ops) -> "Predictor":
+        """A chain with norms or dropout: the SequencePlan's eval forward (no pre-packed weights)."""
+        dtype = _sequence.dtype_of(ops, "Predictor")
+        params = [None if p is None else np.array(p.data, dtype=dtype, order="C", copy=True)
+                  for p in _sequence.slots(ops)]
+        buffers = {i: (None, None) if op.module.running_mean is None else
+                   (op.module.running_mean.copy(), op.module.running_var.copy())
+                   for i, op in enumerate(ops) if op.kind == "batch_norm"}
+        plan = None
+        if backends.current.NAME == "cpp":
+            plan = backends.core_module().SequencePlan(str(dtype), _sequence.op_tuples(ops), "mse", "mean", 0.0)
+        with self._lock:
+            self._snapshot = (ops, dtype, params, plan, _sequence.eval_extras(ops, buffers), backends.current.NAME)
+        return self
+
+    def _call_ops(self, x) -> np.ndarray:
+        ops, dtype, params, plan, extras, backend = self._snapshot
+        x = _as_input(x, dtype, ops[0].width_in)
+        if x.ndim != 2 and any(op.kind == "batch_norm" for op in ops):
+            raise ValueError(f"Predictor: a model with BatchNorm1d takes x of shape (batch, {ops[0].width_in}) "
+                             f"(BatchNorm1d reads 3-D input as (N, C, L)), got {x.shape}")
+        rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        if plan is not None and backends.current.NAME == backend:
+            out = np.empty((rows.shape[0], ops[-1].width_out), dtype)
+            plan.forward(rows, params, extras, out)
+        else:
+            out = _sequence.python_forward(ops, params, extras, rows, False)[0]
+        return out.reshape(x.shape[:-1] + (ops[-1].width_out,))
+
+    def _is_ops(self) -> bool:
+        return not hasattr(self._snapshot[0][0], "linear")
+
     @property
     def in_features(self) -> int:
+        if self._is_ops():
+            return self._snapshot[0][0].width_in
         return self._snapshot[0][0].linear.in_features
 
     @property
     def out_features(self) -> int:
+        if self._is_ops():
+            return self._snapshot[0][-1].width_out
         return self._snapshot[0][-1].linear.out_features
 
     def __call__(self, x) -> np.ndarray:
+        if self._is_ops():
+            return self._call_ops(x)
         layers, dtype, params, plan, packed, backend = self._snapshot
         x = _as_input(x, dtype, layers[0].linear.in_features)
         if plan is not None and backends.current.NAME == backend:
@@ -87,6 +130,9 @@ class Predictor:
         return x
 
     def __repr__(self) -> str:
+        if self._is_ops():
+            chain = " -> ".join(type(op.module).__name__ for op in self._snapshot[0])
+            return f"Predictor({chain}, dtype={self._snapshot[1]})"
         layers = self._snapshot[0]
         chain = " -> ".join(f"Linear({s.linear.in_features}, {s.linear.out_features}"
                             + ("" if s.linear.bias is not None else ", bias=False") + ")"

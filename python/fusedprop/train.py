@@ -21,7 +21,8 @@ import numpy as np
 
 from . import _checkpoint, _runtime, backends
 from . import functional as F
-from ._train_plan import compile_layers, compile_loss, compile_optimizer, targets_for
+from . import _sequence
+from ._train_plan import compile_loss, compile_model, compile_optimizer, targets_for
 from ._arrays import as_array
 from .nn.container import Sequential, _infer_in_one_call
 from .predictor import _layer_tuples
@@ -61,20 +62,32 @@ class TrainStep:
     def __init__(self, model, criterion, optimizer, comm=None, clip_grad_norm=None) -> None:
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
         self.clip_grad_norm = _check_clip(clip_grad_norm)
-        self._layers = compile_layers(model)
+        # A chain of fused Linear layers runs as TrainPlan; one with norms,
+        # dropout or standalone activations as SequencePlan (self._ops).
+        self._layers, self._ops = compile_model(model)
         self._loss = compile_loss(criterion)
-        compile_optimizer(optimizer, self._layers)
-        in_model = {id(p) for s in self._layers for p in (s.linear.weight, s.linear.bias) if p is not None}
+        # Parameter slots in the plan's order: (weight, bias) per layer or op, None where absent.
+        if self._ops is None:
+            self._slots = [p for s in self._layers for p in (s.linear.weight, s.linear.bias)]
+            self._dtype = self._layers[0].linear.weight.data.dtype
+            self._in = self._layers[0].linear.in_features
+            self._out = self._layers[-1].linear.out_features
+        else:
+            self._slots = _sequence.slots(self._ops)
+            self._dtype = _sequence.dtype_of(self._ops, "TrainStep")
+            self._in, self._out = self._ops[0].width_in, self._ops[-1].width_out
+            if comm is not None:
+                stateful = [type(op.module).__name__ for op in self._ops if op.kind in ("batch_norm", "dropout")]
+                if stateful:
+                    raise TypeError(f"TrainStep: with comm= the model cannot hold {stateful[0]} yet (its batch "
+                                    "statistics or mask would be per rank, not of the global batch)")
+        compile_optimizer(optimizer, self._slots)
+        in_model = {id(p) for p in self._slots if p is not None}
         # The optimizer's other parameters get no gradient from this model: as
         # after PyTorch's zero_grad(), they must not be stepped.
         self._outside = [p for g in optimizer.param_groups for p in g["params"] if id(p) not in in_model]
-        # Parameter slots in the plan's order: (weight, bias) per layer, None for no bias.
-        self._slots = [p for s in self._layers for p in (s.linear.weight, s.linear.bias)]
         groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
         self._slot_groups = [None if p is None else groups[id(p)] for p in self._slots]
-        self._dtype = self._layers[0].linear.weight.data.dtype
-        self._in = self._layers[0].linear.in_features
-        self._out = self._layers[-1].linear.out_features
         self._plan = None
         self._last_grads = [None] * len(self._slots)  # see _compiled_step
         self._dp = None
@@ -84,6 +97,10 @@ class TrainStep:
             self._dp = _distributed.DataParallel(comm, self._slots, self._dtype, "TrainStep")
 
     def __repr__(self) -> str:
+        if self._ops is not None:
+            chain = " -> ".join(type(op.module).__name__ + ("" if op.kind != "linear" or op.activation == "identity"
+                                                            else f"+{op.activation}") for op in self._ops)
+            return f"TrainStep({chain}, {type(self.criterion).__name__}, {type(self.optimizer).__name__})"
         chain = " -> ".join(f"Linear({s.linear.in_features}, {s.linear.out_features})"
                             + ("" if s.activation == "identity" else f"+{s.activation}") for s in self._layers)
         return f"TrainStep({chain}, {type(self.criterion).__name__}, {type(self.optimizer).__name__})"
@@ -101,6 +118,10 @@ class TrainStep:
 
     # ------------------------------------------------------------- cpp path
     def _compiled_plan(self):
+        if self._plan is None and self._ops is not None:
+            self._plan = backends.core_module().SequencePlan(str(self._dtype), _sequence.op_tuples(self._ops),
+                                                             self._loss.kind, self._loss.reduction,
+                                                             self._loss.label_smoothing)
         if self._plan is None:
             core = backends.core_module()
             layers = [(s.activation, s.negative_slope, s.linear.bias is not None, s.linear.in_features,
@@ -125,12 +146,26 @@ class TrainStep:
         grads = [None if p is None else p.grad if p.grad is g and g is not None else _grad_buffer(p)
                  for p, g in zip(slots, last)]
         self._last_grads = grads
+        if self._ops is None:
+            tail = (weight_sq,)
+        else:  # weight_sq is for fusedprop.sklearn's Linear chains only
+            if weight_sq is not None:
+                raise TypeError("TrainStep: weight_sq needs a chain of Linear layers and activations")
+            extras, x = self._step_extras(x)
+            tail = (extras,)
         if self.clip_grad_norm is None:  # the fast path: gradients and update in one call
             return plan.step(x, target, params, grads, _update_rules(self.optimizer, slots, self._slot_groups),
-                             weight_sq)
-        loss = plan.step(x, target, params, grads, [None] * len(slots), weight_sq)  # gradients only
+                             *tail)
+        loss = plan.step(x, target, params, grads, [None] * len(slots), *tail)  # gradients only
         self._update()
         return loss
+
+    def _step_extras(self, x) -> tuple:
+        """(per-op extras, x as the plan takes it) for a training step of the op chain: counts the step
+        (num_batches_tracked, dropout steps) as the eager modules would."""
+        if self._ops[0].kind != "linear":
+            x = np.ascontiguousarray(x)  # only the GEMM reads through strides
+        return _sequence.train_extras(self._ops, len(x), "TrainStep"), x
 
     def _update(self) -> None:
         """The optimizer's own step on the gradients in p.grad, clipped first if asked."""
@@ -161,6 +196,9 @@ class TrainStep:
             slots = self._slots
             params = [None if p is None else p.data for p in slots]
             grads = [None if p is None else p.grad for p in slots]
+            if self._ops is not None:
+                extras, x = self._step_extras(x)
+                return self._compiled_plan().step(x, target, params, grads, [None] * len(slots), extras)
             return self._compiled_plan().step(x, target, params, grads, [None] * len(slots))
         return self._python_grads(x, target)
 
@@ -176,6 +214,8 @@ class TrainStep:
         return loss
 
     def _python_grads(self, x, target) -> float:
+        if self._ops is not None:
+            return self._python_op_grads(x, target)
         inputs, saved = [x], []
         for s in self._layers:
             lin = s.linear
@@ -197,9 +237,31 @@ class TrainStep:
                 lin.bias.grad = gb
         return float(loss.item())
 
+    def _python_op_grads(self, x, target) -> float:
+        extras, x = self._step_extras(x)
+        params = [None if p is None else p.data for p in self._slots]
+        out, saved = _sequence.python_forward(self._ops, params, extras, x, True)
+        out = Tensor(out, requires_grad=True)
+        loss = self.criterion(out, target)
+        loss.backward()
+        grads = _sequence.python_backward(self._ops, params, extras, saved, out.grad)
+        for p, g in zip(self._slots, grads):
+            if p is not None:
+                p.grad = g
+        return float(loss.item())
+
     # ------------------------------------------------------- inference
     def _forward(self, x) -> np.ndarray:
-        """The model's output for x (no grad, nothing saved)."""
+        """The model's output for x (no grad, nothing saved; running statistics, no dropout)."""
+        if self._ops is not None:
+            params = [None if p is None else p.data for p in self._slots]
+            extras = _sequence.eval_extras(self._ops)
+            if backends.current.NAME == "cpp":
+                out = np.empty((x.shape[0], self._out), self._dtype)
+                xc = x if self._ops[0].kind == "linear" else np.ascontiguousarray(x)
+                self._compiled_plan().forward(xc, params, extras, out)
+                return out
+            return _sequence.python_forward(self._ops, params, extras, x, False)[0]
         if backends.current.NAME == "cpp":
             out = np.empty((x.shape[0], self._out), self._dtype)
             params = [None if p is None else p.data for s in self._layers
@@ -493,7 +555,14 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
         out = _predict_in_one_call(model, X, batch_size)
         if out is not None:
             return out
-    layers = compile_layers(model)
+    layers, ops = compile_model(model, "predict")
+    if ops is not None:  # norms or dropout: the eval forward of a Predictor snapshot
+        from .predictor import Predictor
+
+        pred = Predictor(model)
+        X = _as_batch(X, pred._snapshot[1], pred.in_features, "predict")
+        return np.concatenate([pred(X[s:s + batch_size]) for s in range(0, len(X), batch_size)]) if len(X) \
+            else pred(X)
     dtype = layers[0].linear.weight.data.dtype
     X = _as_batch(X, dtype, layers[0].linear.in_features, "predict")
     if backends.current.NAME == "cpp":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .common import ACTIVATIONS, GROUPS, OPTIMIZERS, Sizes
 from .inference import inference_case
 from .kernels import gemm_case, linear_fwd_bwd_case, linear_fwd_case, optim_case
+from .tabular import tabular_case
 from .training import digits_case, train_step_case
 
 
@@ -26,7 +27,8 @@ def case_builders(group: str, sizes: Sizes) -> list:
         return [lambda k=kind: optim_case(k, sizes.optim_shape) for kind in OPTIMIZERS]
     if group == "train_step":
         return [lambda b=batch, s=arch, k=kind: train_step_case(b, s, k)
-                for batch, arch in sizes.train_configs for kind in OPTIMIZERS]
+                for batch, arch in sizes.train_configs for kind in OPTIMIZERS] + \
+            [lambda b=batch, s=arch, q=p: tabular_case(b, s, q) for batch, arch, p in sizes.tabular]
     if group == "inference":
         return [lambda b=batch, s=net: inference_case(b, s) for batch, net in sizes.inference]
     if group == "digits":

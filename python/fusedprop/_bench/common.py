@@ -35,17 +35,20 @@ class Sizes:
     digits_subset: Optional[int] = None  # rows of the digits data to use (smoke only)
     inference: tuple = ()  # (batch, net sizes)
     one_row: tuple = ()  # linear_fwd's one-row layers (relu): the weight stream's GB/s
+    tabular: tuple = ()  # (batch, sizes, dropout p): train_step's BatchNorm + Dropout recipe (issue #23)
 
 
+TABULAR_CONFIGS = ((256, (64, 512, 512, 1), 0.1),)
 INFERENCE_NETS = ((64, 128, 128, 10), (784, 256, 256, 10), (784, 1024, 1024, 10))
 INFERENCE_CONFIGS = tuple((b, net) for net in INFERENCE_NETS for b in (1, 64, 1024))
 FULL = Sizes("full", tuple(STANDARD_SHAPES), (512, 1024, 2048), tuple(TRAIN_CONFIGS), (1024, 1024), 30,
-             inference=INFERENCE_CONFIGS, one_row=tuple(ONE_ROW_SHAPES))
+             inference=INFERENCE_CONFIGS, one_row=tuple(ONE_ROW_SHAPES), tabular=TABULAR_CONFIGS)
 QUICK = Sizes("quick", ((8, 64, 64), (64, 784, 256), (256, 1024, 1024)), (512,), tuple(TRAIN_CONFIGS[:2]),
               (1024, 1024), 2, inference=tuple((b, net) for net in INFERENCE_NETS[:2] for b in (1, 64)),
-              one_row=tuple(ONE_ROW_SHAPES[1:]))
+              one_row=tuple(ONE_ROW_SHAPES[1:]), tabular=TABULAR_CONFIGS)
 SMOKE = Sizes("smoke", ((4, 8, 8), (5, 7, 3)), (16,), ((8, (8, 16, 16, 4)),), (16, 16), 1, 400,
-              inference=((1, (8, 16, 16, 4)), (5, (8, 16, 16, 4))), one_row=((1, 64, 32),))
+              inference=((1, (8, 16, 16, 4)), (5, (8, 16, 16, 4))), one_row=((1, 64, 32),),
+              tabular=((8, (8, 16, 16, 1), 0.1),))
 SIZES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 

@@ -254,3 +254,9 @@ _workqueue = numba.threading_layer() == "workqueue"
 
 # ------------------------------------------------------------------ optimizers
 from .optim_numba import adam_step, sgd_step  # noqa: E402,F401  (fused per-parameter updates)
+
+# ----------------------------------------------------- dropout and norms
+from .norm_numba import (  # noqa: E402,F401
+    batch_norm_backward, batch_norm_eval, batch_norm_forward, batch_norm_update, dropout, layer_norm_backward,
+    layer_norm_forward,
+)

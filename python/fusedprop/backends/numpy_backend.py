@@ -180,3 +180,9 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
 
 # ------------------------------------------------------------------ optimizers
 from .optim_numpy import sgd_step, adam_step  # noqa: E402,F401  (fused per-parameter updates)
+
+# ----------------------------------------------------- dropout and norms
+from .norm_numpy import (  # noqa: E402,F401
+    batch_norm_backward, batch_norm_eval, batch_norm_forward, batch_norm_update, dropout, layer_norm_backward,
+    layer_norm_forward,
+)

@@ -17,18 +17,26 @@ Where fusedprop differs from PyTorch, on purpose:
   loads a PyTorch checkpoint.
 - A graph may be backpropagated more than once (nothing is freed); gradients
   accumulate until ``zero_grad()``.
+- Buffers (BatchNorm1d's ``running_mean``, ``running_var``,
+  ``num_batches_tracked``) are NumPy arrays, updated in place.
+- ``Dropout`` draws its masks from a counter-based generator keyed on
+  ``fp.manual_seed`` (see ``nn.Dropout``), not from a stateful one, and
+  refuses ``p = 1``.
 """
 
 from . import functional, init, utils
+from .batchnorm import BatchNorm1d
+from .dropout import Dropout
 from .activation import GELU, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
 from .module import Module
+from .normalization import LayerNorm
 from .parameter import Parameter
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "GELU", "Identity", "L1Loss", "LeakyReLU", "Linear",
-    "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Tanh", "functional", "init",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "GELU", "Identity", "L1Loss",
+    "LayerNorm", "LeakyReLU", "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Tanh", "functional", "init",
     "utils",
 ]

@@ -384,3 +384,9 @@ def _cross_entropy_indices(x: np.ndarray, t, y: np.ndarray, reduction: str) -> T
     node.label = "NllLossBackward0"
     node.in_dtype = None
     return Tensor._from_op(out, node)
+
+
+# ------------------------------------------------- dropout and normalisation
+from ._norm_ops import batch_norm, dropout, layer_norm  # noqa: E402,F401
+
+__all__ += ["dropout", "batch_norm", "layer_norm"]

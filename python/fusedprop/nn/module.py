@@ -35,6 +35,8 @@ class Module:
         d = self.__dict__
         d["_parameters"] = OrderedDict()
         d["_modules"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
         d["training"] = True
 
     def __setattr__(self, name: str, value) -> None:
@@ -48,6 +50,11 @@ class Module:
         elif isinstance(value, Module):
             self._parameters.pop(name, None)
             self._modules[name] = value
+        elif name in d.get("_buffers", ()):
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a NumPy array or None "
+                                "is required)")
+            self._buffers[name] = value
         elif value is None and name in self._parameters:
             self._parameters[name] = None
         elif value is None and name in self._modules:
@@ -59,6 +66,7 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
 
@@ -67,6 +75,18 @@ class Module:
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
         self._parameters[name] = param
         self.__dict__[name] = param
+
+    def register_buffer(self, name: str, array, persistent: bool = True) -> None:
+        """A NumPy array the module keeps and ``state_dict`` saves (unless not
+        ``persistent``), but no optimizer updates: BatchNorm's running statistics."""
+        if array is not None and not isinstance(array, np.ndarray):
+            raise TypeError(f"register_buffer: {name!r} must be a NumPy array or None, got {type(array).__name__}")
+        self._buffers[name] = array
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+        self.__dict__[name] = array
 
     def add_module(self, name: str, module) -> None:
         if module is not None and not isinstance(module, Module):
@@ -121,6 +141,31 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
+        """(name, array) pairs of the registered buffers (None ones skipped), PyTorch's dotted names."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in modules:
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def _state_items(self, prefix: str = "") -> Iterator[tuple]:
+        """What state_dict holds, in PyTorch's order: each module's parameters, then its
+        persistent buffers, module by module (pre-order); each parameter once."""
+        seen = set()
+        for mod_prefix, m in self.named_modules(prefix):
+            for name, p in m._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), p.data
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
+
     # ----------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> "Module":
         """Training mode: forward records the graph (the default)."""
@@ -150,10 +195,11 @@ class Module:
 
     # ------------------------------------------------------------ state dict
     def state_dict(self, prefix: str = "") -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter, keyed as in PyTorch (``0.weight``, ``0.bias``, ...)."""
+        """Copies of every parameter and persistent buffer, keyed as in PyTorch
+        (``0.weight``, ``0.bias``, ``1.running_mean``, ``1.num_batches_tracked``, ...)."""
         out = OrderedDict()
-        for name, p in self.named_parameters(prefix):
-            out[name] = p.data.copy()
+        for name, a in self._state_items(prefix):
+            out[name] = a.copy()
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -164,7 +210,7 @@ class Module:
         Missing or unexpected keys raise RuntimeError (as PyTorch) when ``strict``; a shape
         mismatch always raises ValueError. Nothing is written unless all checks pass.
         """
-        params = dict(self.named_parameters())
+        params = dict(self._state_items())  # name -> the array to write into (a parameter's data or a buffer)
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
         if strict and (missing or unexpected):
@@ -182,14 +228,14 @@ class Module:
             if hasattr(value, "detach") and hasattr(value, "cpu") and not isinstance(value, np.ndarray):
                 value = value.detach().cpu()  # a torch tensor
             value = np.asarray(value.data if hasattr(value, "_node") else value)
-            if value.shape != p.data.shape:
+            if value.shape != p.shape:
                 raise ValueError(f"load_state_dict: size mismatch for {name!r}: the checkpoint has shape "
-                                 f"{value.shape}, the parameter has shape {p.data.shape}")
+                                 f"{value.shape}, the parameter has shape {p.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"load_state_dict: {name!r} must be numeric, got dtype {value.dtype}")
             staged.append((p, value))
         for p, value in staged:
-            np.copyto(p.data, value, casting="unsafe")
+            np.copyto(p, value, casting="unsafe")  # in place: compiled plans keep pointing at the same arrays
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- interop

@@ -1,0 +1,34 @@
+// Fixed-order reductions shared by the normalisation kernels: the order of
+// the additions depends on the length only, never on the thread count, so
+// every statistic is bitwise reproducible.
+#pragma once
+
+#include <cstddef>
+
+#include "runtime/matrix_ref.h"
+
+namespace fusedprop::layers::detail {
+
+// Eight interleaved partial sums (so the compiler can keep them in one
+// vector register), added pairwise at the end: faster than one running sum
+// and ~8x smaller rounding error on long rows.
+template <class T, class F>
+T lane_sum(index_t n, F&& term) {
+    T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+    index_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += term(i + l);
+    for (; i < n; ++i) acc[i & 7] += term(i);
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+// Columns per task of the column-wise (batch-norm, weight-gradient) passes.
+inline constexpr index_t kNormColBlock = 64;
+// Elements below which a normalisation call stays on the calling thread.
+inline constexpr index_t kNormParallelFrom = index_t(1) << 16;
+
+inline int norm_threads(index_t elements, int max_threads) {
+    return elements < kNormParallelFrom ? 1 : max_threads;
+}
+
+}  // namespace fusedprop::layers::detail

@@ -1,0 +1,197 @@
+#include "sequence_plan.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+#include "layers/activation_kernels.h"
+#include "layers/batch_norm.h"
+#include "layers/layer_norm.h"
+#include "layers/linear_backward.h"
+#include "layers/linear_forward.h"
+
+namespace fusedprop::train {
+namespace {
+
+template <class T>
+MatrixRef<T> rows_of(T* data, index_t rows, index_t cols) {
+    return {data, rows, cols, cols, 1};
+}
+
+}  // namespace
+
+template <class T>
+SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss) : ops_(std::move(ops)), loss_(loss) {
+    if (ops_.empty()) throw std::invalid_argument("SequencePlan: no ops");
+    for (std::size_t l = 0; l < ops_.size(); ++l) {
+        const OpShape& op = ops_[l];
+        if (l > 0 && op.in_features != ops_[l - 1].out_features)
+            throw std::invalid_argument("SequencePlan: op widths do not chain");
+        if (op.kind != OpKind::linear && op.in_features != op.out_features)
+            throw std::invalid_argument("SequencePlan: only a linear op changes the width");
+        if (op.kind == OpKind::dropout && !(op.p >= 0.0 && op.p < 1.0))
+            throw std::invalid_argument("SequencePlan: dropout p must be in [0, 1)");
+        widest_ = std::max({widest_, op.in_features, op.out_features});
+    }
+    outputs_.resize(ops_.size());
+    saved_.resize(ops_.size());
+}
+
+template <class T>
+void SequencePlan<T>::reserve(index_t batch) {
+    if (batch <= reserved_batch_) return;
+    const auto b = static_cast<std::size_t>(batch);
+    for (std::size_t l = 0; l < ops_.size(); ++l) {
+        const OpShape& op = ops_[l];
+        const auto n = static_cast<std::size_t>(op.out_features);
+        outputs_[l].reserve(b * n);
+        switch (op.kind) {
+            case OpKind::linear:
+                if (math::saved_for(op.activation) == math::Saved::preactivation) saved_[l].reserve(b * n);
+                break;
+            case OpKind::batch_norm: saved_[l].reserve(3 * n); break;
+            case OpKind::layer_norm: saved_[l].reserve(2 * b); break;
+            default: break;
+        }
+    }
+    const auto widest = b * static_cast<std::size_t>(widest_);
+    grad_in_.reserve(widest);
+    grad_out_.reserve(widest);
+    scratch_.reserve(std::max({widest, 2 * b, static_cast<std::size_t>(widest_)}));
+    reserved_batch_ = batch;
+}
+
+template <class T>
+MatrixRef<T> SequencePlan<T>::output(std::size_t l, index_t batch) const {
+    return rows_of(outputs_[l].data(), batch, ops_[l].out_features);
+}
+
+template <class T>
+void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p, MatrixRef<T> out,
+                                 bool training) {
+    const OpShape& op = ops_[l];
+    const index_t m = in.rows, n = op.out_features;
+    switch (op.kind) {
+        case OpKind::linear: {
+            const bool save = training && math::saved_for(op.activation) == math::Saved::preactivation;
+            layers::linear_forward<T>(in, rows_of<const T>(p.weight, op.out_features, op.in_features), p.bias, 1,
+                                      op.activation, static_cast<T>(op.negative_slope), out,
+                                      save ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{});
+            break;
+        }
+        case OpKind::batch_norm: {
+            if (!training && !op.batch_stats_in_eval) {
+                layers::batch_norm_forward_eval<T>(in.data, m, n, op.eps, p.running_mean, p.running_var, p.weight,
+                                                   p.bias, out.data);
+                break;
+            }
+            T* mean = saved_[l].data();
+            layers::batch_norm_forward_train<T>(in.data, m, n, op.eps, p.weight, p.bias, out.data, mean, mean + n,
+                                                mean + 2 * n);
+            if (training && p.running_mean != nullptr && m > 0)
+                layers::batch_norm_update_running<T>(p.running_mean, p.running_var, mean, mean + 2 * n, n,
+                                                     p.momentum);
+            break;
+        }
+        case OpKind::layer_norm: {
+            T* mean = training ? saved_[l].data() : scratch_.data();
+            layers::layer_norm_forward<T>(in.data, m, n, op.eps, p.weight, p.bias, out.data, mean, mean + m);
+            break;
+        }
+        case OpKind::activation:
+            layers::activation_forward<T>(op.activation, static_cast<T>(op.negative_slope), in, out);
+            break;
+        case OpKind::dropout:
+            if (training) layers::dropout_apply<T>(in.data, out.data, m * n, op.p, p.key);
+            else std::memcpy(out.data, in.data, sizeof(T) * static_cast<std::size_t>(m * n));
+            break;
+    }
+}
+
+template <class T>
+void SequencePlan<T>::backward_op(std::size_t l, MatrixRef<const T> in, MatrixRef<const T> grad_y,
+                                  const OpTensors<T>& p, MatrixRef<T> grad_x) {
+    const OpShape& op = ops_[l];
+    const index_t m = in.rows, n = op.out_features;
+    T* dx = grad_x.data;  // nullptr: the first op, whose input needs no gradient
+    switch (op.kind) {
+        case OpKind::linear: {
+            MatrixRef<const T> saved{};
+            switch (math::saved_for(op.activation)) {
+                case math::Saved::output: saved = output(l, m); break;
+                case math::Saved::preactivation: saved = rows_of<const T>(saved_[l].data(), m, n); break;
+                case math::Saved::nothing: break;
+            }
+            layers::linear_backward<T>(grad_y, in, rows_of<const T>(p.weight, op.out_features, op.in_features), saved,
+                                       op.activation, static_cast<T>(op.negative_slope), grad_x,
+                                       rows_of(p.weight_grad, op.out_features, op.in_features),
+                                       p.bias_grad != nullptr ? p.bias_grad : scratch_.data());
+            break;
+        }
+        case OpKind::batch_norm: {
+            const T* mean = saved_[l].data();
+            layers::batch_norm_backward<T>(grad_y.data, in.data, m, n, mean, mean + n, p.weight, dx, p.weight_grad,
+                                           p.bias_grad);
+            break;
+        }
+        case OpKind::layer_norm: {
+            const T* mean = saved_[l].data();
+            layers::layer_norm_backward<T>(grad_y.data, in.data, m, n, mean, mean + m, p.weight, dx, p.weight_grad,
+                                           p.bias_grad);
+            break;
+        }
+        case OpKind::activation: {
+            if (dx == nullptr) break;
+            const MatrixRef<const T> saved =
+                math::saved_for(op.activation) == math::Saved::output ? MatrixRef<const T>(output(l, m)) : in;
+            layers::activation_backward<T>(op.activation, static_cast<T>(op.negative_slope), grad_y, saved, grad_x,
+                                           nullptr);
+            break;
+        }
+        case OpKind::dropout:
+            if (dx != nullptr) layers::dropout_apply<T>(grad_y.data, dx, m * n, op.p, p.key);
+            break;
+    }
+}
+
+template <class T>
+double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& target,
+                                         const std::vector<OpTensors<T>>& params) {
+    const index_t batch = x.rows;
+    reserve(batch);
+    const std::size_t n_ops = ops_.size();
+    MatrixRef<const T> in = x;
+    for (std::size_t l = 0; l < n_ops; ++l) {
+        forward_op(l, in, params[l], output(l, batch), true);
+        in = output(l, batch);
+    }
+    const index_t n_out = ops_.back().out_features;
+    const double loss =
+        loss_and_gradient<T>(loss_, output(n_ops - 1, batch), target, rows_of(grad_in_.data(), batch, n_out));
+    for (std::size_t l = n_ops; l-- > 0;) {
+        const OpShape& op = ops_[l];
+        const MatrixRef<const T> layer_in = l == 0 ? x : MatrixRef<const T>(output(l - 1, batch));
+        const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, op.out_features);
+        const MatrixRef<T> grad_x = l > 0 ? rows_of(grad_out_.data(), batch, op.in_features) : MatrixRef<T>{};
+        backward_op(l, layer_in, grad_y, params[l], grad_x);
+        std::swap(grad_in_, grad_out_);
+    }
+    return loss;
+}
+
+template <class T>
+void SequencePlan<T>::forward(MatrixRef<const T> x, const std::vector<OpTensors<T>>& params, MatrixRef<T> out) {
+    reserve(x.rows);
+    MatrixRef<const T> in = x;
+    for (std::size_t l = 0; l < ops_.size(); ++l) {
+        MatrixRef<T> y = l + 1 == ops_.size() ? out : output(l, x.rows);
+        forward_op(l, in, params[l], y, false);
+        in = y;
+    }
+}
+
+template class SequencePlan<float>;
+template class SequencePlan<double>;
+
+}  // namespace fusedprop::train
