@@ -220,3 +220,29 @@ def test_optimizer_updates_give_the_same_bits_on_every_isa(cpp_only, rng, dtype)
 def test_set_optim_isa_rejects_unknown_names(cpp_only):
     with pytest.raises(ValueError, match="unknown ISA"):
         fp.backends.core_module()._set_optim_isa("sse9")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_updates_split_over_threads_give_the_same_bits(cpp_only, threads, rng, dtype):
+    """A parameter of more than 2 x 32768 elements is updated in chunks on
+    the thread pool (csrc/optim/update_kernels.h): the same bits at 1, 2 and
+    3 threads, the chunk edges included."""
+    core = fp.backends.core_module()
+    n = 3 * 32768 + 1001
+    p0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    results = []
+    for n_threads in (1, 2, 3):
+        threads(n_threads)
+        p, buf = p0.copy(), np.empty_like(p0)
+        core.sgd_step(p, g, buf, 0.1, 0.9, 0.0, 1e-3, True, True)
+        core.sgd_step(p, g, buf, 0.1, 0.9, 0.0, 1e-3, True, False)
+        q, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+        for step in (1.0, 2.0):
+            core.adam_step(q, g, m, v, None, step, 1e-2, 0.9, 0.999, 1e-8, 0.1, True)
+        results.append([a.tobytes() for a in (p, buf, q, m, v)])
+    assert results[0] == results[1] == results[2]
+    p_ref, buf_ref = p0.copy(), np.empty_like(p0)
+    optim_numpy.sgd_step(p_ref, g, buf_ref, 0.1, 0.9, 0.0, 1e-3, True, True)
+    optim_numpy.sgd_step(p_ref, g, buf_ref, 0.1, 0.9, 0.0, 1e-3, True, False)
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(np.frombuffer(results[1][0], dtype), p_ref, **tol)

@@ -27,7 +27,11 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_av
         s.decay = o.weight_decay;
         decay_kind = 1;
     }
-    detail::update_kernels<T>().adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, s, decay_kind);
+    const auto adam = detail::update_kernels<T>().adam;
+    detail::for_chunks(n, [&](std::size_t i, std::size_t len) {
+        adam(param + i, grad + i, exp_avg + i, exp_avg_sq + i, max_exp_avg_sq ? max_exp_avg_sq + i : nullptr, len, s,
+             decay_kind);
+    });
 }
 
 template void adam_step<float>(float*, const float*, float*, float*, float*, std::size_t, const AdamOptions&) noexcept;

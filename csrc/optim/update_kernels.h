@@ -9,6 +9,7 @@
 #include <string>
 
 #include "optim/update_loops.h"
+#include "runtime/thread_pool.h"
 
 namespace fusedprop::optim::detail {
 
@@ -22,6 +23,13 @@ struct UpdateKernels {
 
 template <class T>
 const UpdateKernels<T>& update_kernels();
+
+// Runs body(begin, count) over [0, n): in chunks of kParallelChunk on the
+// thread pool when n is large enough to pay for waking it, else in one
+// call. The updates are elementwise, so any split gives the same bits.
+inline constexpr std::size_t kParallelChunk = 32768;
+template <class Body>
+void for_chunks(std::size_t n, const Body& body);
 
 // The copies compiled with other flags (update_avx2.cpp, update_avx512.cpp).
 template <class T>
@@ -40,3 +48,17 @@ std::string optim_isa();
 void set_optim_isa(const std::string& name);
 
 }  // namespace fusedprop::optim
+
+namespace fusedprop::optim::detail {
+
+template <class Body>
+void for_chunks(std::size_t n, const Body& body) {
+    if (n < 2 * kParallelChunk || runtime::get_num_threads() == 1) return body(std::size_t{0}, n);
+    const std::size_t tasks = (n + kParallelChunk - 1) / kParallelChunk;
+    runtime::parallel_for(tasks, [&](std::size_t t) {
+        const std::size_t begin = t * kParallelChunk;
+        body(begin, n - begin < kParallelChunk ? n - begin : kParallelChunk);
+    });
+}
+
+}  // namespace fusedprop::optim::detail
