@@ -258,3 +258,25 @@ def test_bad_input_raises_clear_errors(backend):
         F.matmul(x, x)
     with pytest.raises(ValueError, match="unknown activation"):
         F.activation(x, "nope")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_products_propagate_without_warnings(backend, dtype):
+    """inf * 0 in a product gives NaN and 1e38 * 1e38 gives inf, silently on
+    every backend (the suite turns warnings into errors): the NumPy and Numba
+    backends keep NumPy's floating-point warnings off around their BLAS calls,
+    as the cpp backend never raises them."""
+    import warnings
+
+    big = np.finfo(dtype).max
+    x = np.array([[np.inf, 1.0], [big, big]], dtype)
+    w = np.array([[0.0, 1.0], [big, 0.0]], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # above the suite's ignores for OpenBLAS's stray flags
+        y = F.linear(x, w, None, "identity")
+        y2, saved = F.linear_forward(x, w, None, "relu")
+        gx, gw, gb = F.linear_backward(np.ones_like(y2), x, w, saved, "relu")
+        c = F.matmul(x, w.T)
+    assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[1, 1] == np.inf
+    assert np.isinf(gw).any()
+    np.testing.assert_array_equal(c, y)

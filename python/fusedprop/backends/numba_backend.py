@@ -187,15 +187,25 @@ def activation_grad(grad_y, saved, name, negative_slope):
 
 
 # ---------------------------------------------------------------------- layers
+def _matmul(a, b, out=None):
+    """np.matmul with NumPy's floating-point warnings off. OpenBLAS's kernels
+    can leave floating-point flags set that say nothing about the result
+    (numpy/numpy#24067, #28967: "invalid value encountered in matmul" from
+    finite inputs and a finite product, seen here once in a few thousand small
+    float32 products on a Zen 4 with the SkylakeX kernels). NaN and Inf still
+    propagate, silently, as in the cpp backend."""
+    with np.errstate(all="ignore"):
+        return np.matmul(a, b, out=out)
+
 
 def matmul(a, b, out):
     v.check_matmul(a, b, out)
-    return np.matmul(_blas(a), _blas(b), out=out)
+    return _matmul(_blas(a), _blas(b), out=out)
 
 
 def _forward(x, weight, bias, activation, negative_slope, z, y):
     """z = x2 @ W.T + b, y = act(z) into the C-contiguous (batch, out) buffers (y may be z)."""
-    np.matmul(_blas(x.reshape(z.shape[0], x.shape[-1])), _blas(weight).T, out=z)  # zeros if in_features == 0
+    _matmul(_blas(x.reshape(z.shape[0], x.shape[-1])), _blas(weight).T, out=z)  # zeros if in_features == 0
     has_bias = bias is not None
     b = _c(bias) if has_bias else _EMPTY[x.dtype]
     _run(k.bias_activation, k.bias_activation_parallel, z.size, activation,
@@ -237,8 +247,8 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     grad_bias = _run(k.dz_and_bias_grad, k.dz_and_bias_grad_parallel, g.size, activation,
                      g, s, _CODES[activation], k.constants(g.dtype, negative_slope), dz_out)
     x2 = _blas(x.reshape(m, x.shape[-1]))
-    grad_weight = np.matmul(dz.T, x2)  # zeros for an empty batch
-    grad_x = np.matmul(dz, _blas(weight)).reshape(x.shape) if needs_input_grad else None
+    grad_weight = _matmul(dz.T, x2)  # zeros for an empty batch
+    grad_x = _matmul(dz, _blas(weight)).reshape(x.shape) if needs_input_grad else None
     return grad_x, grad_weight, grad_bias
 
 

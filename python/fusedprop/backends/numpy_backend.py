@@ -124,10 +124,20 @@ def activation_grad(grad_y, saved, name, negative_slope):
 
 
 # ---------------------------------------------------------------------- layers
+def _matmul(a, b, out=None):
+    """np.matmul with NumPy's floating-point warnings off. OpenBLAS's kernels
+    can leave floating-point flags set that say nothing about the result
+    (numpy/numpy#24067, #28967: "invalid value encountered in matmul" from
+    finite inputs and a finite product, seen here once in a few thousand small
+    float32 products on a Zen 4 with the SkylakeX kernels). NaN and Inf still
+    propagate, silently, as in the cpp backend."""
+    with np.errstate(all="ignore"):
+        return np.matmul(a, b, out=out)
+
 
 def matmul(a, b, out):
     v.check_matmul(a, b, out)
-    return np.matmul(a, b, out=out)
+    return _matmul(a, b, out=out)
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
@@ -140,7 +150,7 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 
 def _preactivation(x, weight, bias):
-    z = _rows(x) @ weight.T
+    z = _matmul(_rows(x), weight.T)
     if bias is not None:
         z += bias
     return z.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -172,9 +182,9 @@ def linear_backward(grad_y, x, weight, saved, activation, negative_slope, needs_
     v.check_linear_backward(grad_y, x, weight, saved, activation, negative_slope)
     dz = _rows(_backward(grad_y, saved, activation, negative_slope))
     x2 = _rows(x)
-    grad_weight = dz.T @ x2
+    grad_weight = _matmul(dz.T, x2)
     grad_bias = dz.sum(axis=0)
-    grad_x = (dz @ weight).reshape(x.shape) if needs_input_grad else None
+    grad_x = _matmul(dz, weight).reshape(x.shape) if needs_input_grad else None
     return grad_x, grad_weight, grad_bias
 
 
