@@ -37,9 +37,11 @@
 // is fine, but do it here only.
 #pragma once
 
+#include "runtime/cpu_features.h"
+
 namespace fusedprop::gemm {
 
-enum class Isa : int { reference = 0, avx2 = 1, avx512 = 2 };
+using runtime::Isa;
 
 struct BlockSizes {
     int mr, nr;      // register tile: the microkernel computes MR x NR of C

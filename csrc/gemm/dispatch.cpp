@@ -4,8 +4,6 @@
 #include "dispatch.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "runtime/cpu_features.h"
 
@@ -35,37 +33,14 @@ const KernelSet* kernels_for(Isa isa) {
     return nullptr;
 }
 
-bool parse_isa(const char* name, Isa* out) {
-    if (name == nullptr) return false;
-    if (std::strcmp(name, "reference") == 0) { *out = Isa::reference; return true; }
-    if (std::strcmp(name, "avx2") == 0) { *out = Isa::avx2; return true; }
-    if (std::strcmp(name, "avx512") == 0) { *out = Isa::avx512; return true; }
-    return false;
-}
-
-const KernelSet* choose_at_startup() {
-    Isa requested;
-    if (parse_isa(std::getenv("FUSEDPROP_ISA"), &requested) && isa_available(requested))
-        return kernels_for(requested);
-    if (isa_available(Isa::avx512)) return kernels_for(Isa::avx512);
-    if (isa_available(Isa::avx2)) return kernels_for(Isa::avx2);
-    return &kReference;
-}
+const KernelSet* choose_at_startup() { return kernels_for(runtime::default_isa()); }
 
 std::atomic<const KernelSet*> g_active{nullptr};
 
 }  // namespace
 
 bool isa_available(Isa isa) {
-    if (isa == Isa::reference) return true;
-    if (kernels_for(isa) == nullptr) return false;  // not compiled in
-    const auto& f = runtime::cpu_features();
-    // avx512f etc. are only set when the OS saves opmask and ZMM state
-    // (XCR0 bits 5-7, runtime/cpu_features.cpp). AVX-512 kernels also call
-    // the AVX2 activations and packers, hence avx2 && fma.
-    if (isa == Isa::avx512)
-        return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma;
-    return isa == Isa::avx2 && f.avx2 && f.fma;
+    return kernels_for(isa) != nullptr && runtime::isa_supported(isa);  // compiled in, and this CPU runs it
 }
 
 const KernelSet& active_kernels() {
@@ -82,14 +57,14 @@ Isa active_isa_id() { return active_kernels().config->isa; }
 
 bool set_isa(const char* name) {
     Isa isa;
-    if (!parse_isa(name, &isa) || !isa_available(isa)) return false;
+    if (!runtime::parse_isa(name, &isa) || !isa_available(isa)) return false;
     g_active.store(kernels_for(isa), std::memory_order_release);
     return true;
 }
 
 bool set_block_sizes(const char* isa_name, bool f64, int mc, int kc, int nc, int nb) {
     Isa isa;
-    if (!parse_isa(isa_name, &isa)) return false;
+    if (!runtime::parse_isa(isa_name, &isa)) return false;
     BlockSizes& bs = f64 ? g_configs[static_cast<int>(isa)].f64 : g_configs[static_cast<int>(isa)].f32;
     const auto multiple_of = [](int size, int unit) { return size >= unit && size % unit == 0; };
     if (!multiple_of(mc, bs.mr) || kc < 1 || !multiple_of(nc, bs.nr) || !multiple_of(nb, bs.nr)) return false;

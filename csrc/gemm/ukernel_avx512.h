@@ -27,18 +27,8 @@
 // tile's time, not 1.0 as on a scratch tile.
 #pragma once
 
-// GCC 12's AVX-512 intrinsics (_mm512_castps512_ps256, _mm512_extractf64x4_pd)
-// start from an "undefined" register that -Wmaybe-uninitialized flags once
-// inlined; the warnings point into the intrinsics headers, which must be first
-// included here (the *_avx512.cpp files include this header first).
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no -Wmaybe-uninitialized
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+// First: see there why (the *_avx512.cpp files include this header first).
+#include "runtime/immintrin_avx512.h"
 
 #include <cassert>
 #include <cstdint>

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -88,20 +86,11 @@ namespace {
 
 enum class Isa : int { reference = 0, avx2 = 1 };
 
-bool avx2_available() {
-#ifdef FUSEDPROP_HAVE_AVX2
-    const auto& f = runtime::cpu_features();
-    return f.avx2 && f.fma;
-#else
-    return false;
-#endif
-}
+bool avx2_available() { return runtime::isa_supported(runtime::Isa::avx2); }
 
-Isa auto_isa() {
-    const char* env = std::getenv("FUSEDPROP_ISA");
-    if (env != nullptr && std::strcmp(env, "reference") == 0) return Isa::reference;
-    return avx2_available() ? Isa::avx2 : Isa::reference;
-}
+// The AVX2 kernels serve AVX-512 CPUs too; FUSEDPROP_ISA=reference caps them
+// as it caps the others (runtime::default_isa).
+Isa auto_isa() { return runtime::default_isa() >= runtime::Isa::avx2 ? Isa::avx2 : Isa::reference; }
 
 std::atomic<int> g_isa{-1};  // -1: not decided yet
 

@@ -1,8 +1,6 @@
 #include "dropout.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "layers/dropout_kernels.h"
 #include "math/philox.h"
@@ -45,25 +43,13 @@ void apply_range_ref(const T* in, T* out, index_t begin, index_t end, std::uint3
 
 enum class Simd { none, avx2, avx512 };
 
-// FUSEDPROP_ISA=reference or avx2 caps it, as for the GEMM (gemm/dispatch.cpp).
+// The ISA every kernel family uses (FUSEDPROP_ISA caps it: runtime/cpu_features.h).
 Simd simd() {
-    static const Simd level = [] {
-        const char* env = std::getenv("FUSEDPROP_ISA");
-        const bool reference = env != nullptr && std::strcmp(env, "reference") == 0;
-        const bool cap_avx2 = env != nullptr && std::strcmp(env, "avx2") == 0;
-        const auto& f = runtime::cpu_features();
-        (void)f;
-#ifdef FUSEDPROP_HAVE_AVX512
-        if (!reference && !cap_avx2 && f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl) return Simd::avx512;
-#endif
-#ifdef FUSEDPROP_HAVE_AVX2
-        if (!reference && f.avx2) return Simd::avx2;
-#endif
-        (void)reference;
-        (void)cap_avx2;
-        return Simd::none;
-    }();
-    return level;
+    switch (runtime::default_isa()) {
+        case runtime::Isa::avx512: return Simd::avx512;
+        case runtime::Isa::avx2: return Simd::avx2;
+        default: return Simd::none;
+    }
 }
 
 // Whole groups on the widest SIMD kernel the CPU has, a ragged end on the

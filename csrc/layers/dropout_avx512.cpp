@@ -1,16 +1,7 @@
 // Philox4x32-10 on 16 counters at once (two groups of 32 elements, see
 // dropout.h) and the dropout multiply (AVX-512 F+DQ). Entered only after
 // dropout.cpp has checked the CPU and the OS.
-// GCC 12's AVX-512 intrinsics warn about their own _mm512_undefined_*
-// temporaries; the include must be the first of immintrin.h in this file.
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no -Wmaybe-uninitialized
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "runtime/immintrin_avx512.h"  // first: see there why
 
 #include "layers/dropout_kernels.h"
 #include "math/philox.h"

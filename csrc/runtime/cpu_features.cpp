@@ -1,6 +1,7 @@
 #include "cpu_features.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -92,5 +93,46 @@ const CpuFeatures& cpu_features() {
 std::string cpu_model_name() { return "unknown"; }
 
 #endif
+
+bool parse_isa(const char* name, Isa* out) {
+    if (name == nullptr) return false;
+    if (std::strcmp(name, "reference") == 0) *out = Isa::reference;
+    else if (std::strcmp(name, "avx2") == 0) *out = Isa::avx2;
+    else if (std::strcmp(name, "avx512") == 0) *out = Isa::avx512;
+    else return false;
+    return true;
+}
+
+bool isa_supported(Isa isa) {
+    const CpuFeatures& f = cpu_features();
+    switch (isa) {
+        case Isa::reference: return true;
+        case Isa::avx2:
+#ifdef FUSEDPROP_HAVE_AVX2
+            return f.avx2 && f.fma;
+#else
+            return false;
+#endif
+        case Isa::avx512:
+#ifdef FUSEDPROP_HAVE_AVX512
+            return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma;
+#else
+            return false;
+#endif
+    }
+    (void)f;
+    return false;
+}
+
+Isa default_isa() {
+    static const Isa isa = [] {
+        Isa cap = Isa::avx512;
+        parse_isa(std::getenv("FUSEDPROP_ISA"), &cap);
+        for (int i = static_cast<int>(cap); i > 0; --i)
+            if (isa_supported(static_cast<Isa>(i))) return static_cast<Isa>(i);
+        return Isa::reference;
+    }();
+    return isa;
+}
 
 }  // namespace fusedprop::runtime

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _numba_kernels as k
 from . import _validation as v
+from ._matmul import matmul as _matmul
 
 NAME = "numba"
 
@@ -187,16 +188,6 @@ def activation_grad(grad_y, saved, name, negative_slope):
 
 
 # ---------------------------------------------------------------------- layers
-def _matmul(a, b, out=None):
-    """np.matmul with NumPy's floating-point warnings off. OpenBLAS's kernels
-    can leave floating-point flags set that say nothing about the result
-    (numpy/numpy#24067, #28967: "invalid value encountered in matmul" from
-    finite inputs and a finite product, seen here once in a few thousand small
-    float32 products on a Zen 4 with the SkylakeX kernels). NaN and Inf still
-    propagate, silently, as in the cpp backend."""
-    with np.errstate(all="ignore"):
-        return np.matmul(a, b, out=out)
-
 
 def matmul(a, b, out):
     v.check_matmul(a, b, out)
