@@ -22,6 +22,7 @@
 #include "array_args.h"
 #include "bindings.h"
 #include "param_updates.h"
+#include "step_args.h"
 #include "train/sequence_plan.h"
 
 namespace py = pybind11;
@@ -78,15 +79,7 @@ public:
     SequencePlanBinding(const std::string& dtype, const std::vector<py::tuple>& ops, const std::string& loss,
                         const std::string& reduction, double label_smoothing) {
         const std::vector<OpShape> shapes = op_shapes(ops);
-        train::LossShape l;
-        if (loss == "mse") l.kind = train::LossKind::mse;
-        else if (loss == "bce_with_logits") l.kind = train::LossKind::bce_with_logits;
-        else if (loss == "cross_entropy") l.kind = train::LossKind::cross_entropy;
-        else throw py::value_error("SequencePlan: unknown loss " + loss);
-        if (reduction == "mean") l.reduction = train::Reduction::mean;
-        else if (reduction == "sum") l.reduction = train::Reduction::sum;
-        else throw py::value_error("SequencePlan: reduction must be 'mean' or 'sum', got " + reduction);
-        l.label_smoothing = label_smoothing;
+        const train::LossShape l = loss_shape("SequencePlan", loss, reduction, label_smoothing);
         loss_kind_ = l.kind;
         try {
             if (dtype == "float32") plan_ = std::make_unique<train::SequencePlan<float>>(shapes, l);
@@ -109,16 +102,7 @@ public:
 private:
     template <class T>
     static MatrixRef<const T> input_matrix(const py::array& x, const OpShape& first) {
-        if (!has_dtype<T>(x))
-            throw py::type_error("TrainStep: x must have dtype " + std::string(py::str(py::dtype::of<T>())) +
-                                 ", got " + std::string(py::str(x.dtype())));
-        if (x.ndim() != 2 || x.shape(1) != first.in_features)
-            throw py::value_error("TrainStep: x must have shape (batch, " + std::to_string(first.in_features) + ")");
-        const auto item = static_cast<index_t>(sizeof(T));
-        if (x.strides(0) % item || x.strides(1) % item)
-            throw py::value_error("TrainStep: x has strides that are not a multiple of its item size");
-        const MatrixRef<const T> m{static_cast<const T*>(x.data()), x.shape(0), x.shape(1), x.strides(0) / item,
-                                   x.strides(1) / item};
+        const MatrixRef<const T> m = bindings::input_matrix<T>(x, first.in_features);
         // Only the GEMM reads through strides; the other kernels take rows.
         if (first.kind != OpKind::linear && !(x.flags() & py::array::c_style))
             throw py::value_error("TrainStep: x must be C-contiguous when the first module is not a Linear");
@@ -176,17 +160,7 @@ private:
             grad_ptrs.push_back(tensors[l].bias_grad);
         }
         const auto rules = parse_updates<T>(params, updates, dims, grad_ptrs);
-        train::Target<T> target;
-        const index_t n_out = ops.back().out_features;
-        if (loss_kind_ == train::LossKind::cross_entropy) {
-            target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
-            const index_t bad = train::first_invalid_class(target.classes, xm.rows, n_out);
-            if (bad >= 0)
-                throw py::value_error("TrainStep: target class index " + std::to_string(target.classes[bad]) +
-                                      " is out of range [0, " + std::to_string(n_out) + ")");
-        } else {
-            target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
-        }
+        const train::Target<T> target = target_of<T>(y, loss_kind_, xm.rows, ops.back().out_features);
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // the plan owns the workspaces: one step at a time
         const double loss = plan.forward_backward(xm, target, tensors);

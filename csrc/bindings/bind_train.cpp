@@ -18,6 +18,7 @@
 #include "bindings.h"
 #include "layer_shapes.h"
 #include "param_updates.h"
+#include "step_args.h"
 #include "train/train_step.h"
 
 namespace py = pybind11;
@@ -52,15 +53,7 @@ public:
     TrainPlan(const std::string& dtype, const std::vector<py::tuple>& layers, const std::string& loss,
               const std::string& reduction, double label_smoothing) {
         const std::vector<LayerShape> shapes = layer_shapes("TrainPlan", layers);
-        LossShape l;
-        if (loss == "mse") l.kind = LossKind::mse;
-        else if (loss == "bce_with_logits") l.kind = LossKind::bce_with_logits;
-        else if (loss == "cross_entropy") l.kind = LossKind::cross_entropy;
-        else throw py::value_error("TrainPlan: unknown loss " + loss);
-        if (reduction == "mean") l.reduction = Reduction::mean;
-        else if (reduction == "sum") l.reduction = Reduction::sum;
-        else throw py::value_error("TrainPlan: reduction must be 'mean' or 'sum', got " + reduction);
-        l.label_smoothing = label_smoothing;
+        const LossShape l = loss_shape("TrainPlan", loss, reduction, label_smoothing);
         loss_kind_ = l.kind;
         if (dtype == "float32") plan_ = std::make_unique<train::TrainStepPlan<float>>(shapes, l);
         else if (dtype == "float64") plan_ = std::make_unique<train::TrainStepPlan<double>>(shapes, l);
@@ -85,19 +78,6 @@ public:
     }
 
 private:
-    template <class T>
-    static MatrixRef<const T> input_matrix(const py::array& x, index_t in_features) {
-        if (!has_dtype<T>(x))
-            throw py::type_error("TrainStep: x must have dtype " + std::string(py::str(py::dtype::of<T>())) +
-                                 ", got " + std::string(py::str(x.dtype())));
-        if (x.ndim() != 2 || x.shape(1) != in_features)
-            throw py::value_error("TrainStep: x must have shape (batch, " + std::to_string(in_features) + ")");
-        const auto item = static_cast<index_t>(sizeof(T));
-        if (x.strides(0) % item || x.strides(1) % item)
-            throw py::value_error("TrainStep: x has strides that are not a multiple of its item size");
-        return {static_cast<const T*>(x.data()), x.shape(0), x.shape(1), x.strides(0) / item, x.strides(1) / item};
-    }
-
     template <class T>
     std::vector<train::LayerTensors<T>> layer_tensors(const train::TrainStepPlan<T>& plan, const py::list& params,
                                                       const py::list* grads) const {
@@ -142,16 +122,7 @@ private:
         const MatrixRef<const T> xm = input_matrix<T>(x, plan.layers().front().in_features);
         const auto tensors = layer_tensors<T>(plan, params, &grads);
         const auto rules = parse_updates<T>(tensors, plan, params, updates);
-        train::Target<T> target;
-        const index_t n_out = plan.layers().back().out_features;
-        if (loss_kind_ == LossKind::cross_entropy) {
-            target.classes = contiguous<std::int64_t>(y, "y", {xm.rows}, false);
-            const index_t bad = train::first_invalid_class(target.classes, xm.rows, n_out);
-            if (bad >= 0)
-                throw py::value_error("TrainStep: target class index " + std::to_string(target.classes[bad]) +
-                                      " is out of range [0, " + std::to_string(n_out) + ")");
-        } else
-            target.values = contiguous<T>(y, "y", {xm.rows, n_out}, false);
+        const train::Target<T> target = target_of<T>(y, loss_kind_, xm.rows, plan.layers().back().out_features);
 
         py::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(busy_);  // one step at a time per plan: it owns the workspaces
