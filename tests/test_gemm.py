@@ -165,11 +165,12 @@ def test_operand_strides(isa, threads, dtype, m):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("row_bytes", [1024, 2048, 4096])
+@pytest.mark.parametrize("row_bytes", [1024, 2048, 4096, 8192])
 def test_row_strides_that_alias_in_cache(isa, dtype, row_bytes):
     """x @ W^T with rows of x and W a multiple of 1 KiB apart: the packing
-    then reads a cache line of k per group of rows at a time (pack_avx2.cpp),
-    k a multiple of 16 / 8 or not, with k tails; the same bits as the same
+    then reads a cache line of k per group of rows at a time, or (4 KiB
+    multiples, f32 B panels) stages chunks of 128 k (pack_avx2.cpp), k a
+    multiple of 16 / 8 or not, with k tails; the same bits as the same
     product from contiguous copies, and right against float64."""
     rng = np.random.default_rng(11)
     stride = row_bytes // np.dtype(dtype).itemsize

@@ -145,4 +145,6 @@ def inference_case(batch, sizes, dtype="float32") -> Case:
     ]
     label = f"b={batch} {'-'.join(map(str, sizes))}"
     return Case("inference", label, dtype, inference_flops(batch, sizes), contenders, check, tol_for(dtype),
-                params={"batch": batch, "sizes": sizes})
+                params={"batch": batch, "sizes": sizes,
+                        # one row reads every weight once: the GB/s that bounds it
+                        "weight_bytes": sum(w.nbytes + b.nbytes for w, b in params) if batch == 1 else None})
