@@ -369,3 +369,109 @@ def test_gil_released_threads_agree():
         t.join()
     for r in results:
         assert np.array_equal(r, ref)
+
+
+# ------------------------------------------------------------ direct operands
+
+@pytest.fixture
+def direct_mode():
+    """``direct_mode(m)`` sets the private direct-operands mode; restored afterwards."""
+    yield _core._set_direct_operands
+    _core._set_direct_operands(-1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads_n", [1, 2, 3])
+def test_direct_operands_give_the_packed_bits(isa, dtype, threads_n, threads, direct_mode):
+    """A column-major A and a row-major B (the backward's dW = dZ^T X and
+    dX = dZ W), read unpacked where the AVX-512 kernels allow it (driver.cpp,
+    choose_direct): bitwise the packed product, for rows below, at and above
+    MR (a row-edge tile with a half-width column edge: 19 x 10), columns below
+    NR/2, at NR/2 and past whole panels (the edge panel comes packed), k in
+    one and several K blocks, strided and zero-strided operands, every tile
+    written (into a NaN-filled out), and right against float64."""
+    threads(threads_n)
+    assert _core.gemm_kernel_info()["direct_operands"] == (isa == "avx512")
+    kc = blocks(dtype)["kc"]
+    rng = np.random.default_rng(5)
+    for m, n, k in [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (19, 10, 64), (25, 70, 2 * kc + 7),
+                    (11, 16, 300), (40, 10, kc + 1), (130, 100, 32), (7, 5, 1000)]:
+        a_c = np.asfortranarray(rand(rng, (m, k), dtype))  # unit row stride
+        a_s = np.asfortranarray(rand(rng, (m + 5, k), dtype))[2:m + 2]  # column stride m + 5
+        a_0 = np.broadcast_to(rand(rng, (m, 1), dtype), (m, k))  # zero column stride
+        b_c = rand(rng, (k, n), dtype)
+        b_s = rand(rng, (k, n + 9), dtype)[:, 3:n + 3]  # row stride n + 9
+        for a in (a_c, a_s, a_0):
+            for b in (b_c, b_s):
+                results = []
+                for mode in (0, 1, -1):
+                    direct_mode(mode)
+                    out = np.full((m, n), np.nan, dtype)
+                    F.matmul(a, b, out=out)
+                    results.append(out)
+                check(results[1], a, b, dtype)
+                assert np.array_equal(results[1], results[0]), (m, n, k, a.strides, b.strides)
+                assert np.array_equal(results[2], results[0]), (m, n, k, a.strides, b.strides)
+
+
+def test_direct_operands_in_the_layer_backward(isa, direct_mode):
+    """linear_backward's dW and dX (the products the direct path is for) give
+    the packed path's bits, with and without the input's gradient."""
+    rng = np.random.default_rng(6)
+    for dtype in DTYPES:
+        for batch, n_in, n_out in [(32, 64, 128), (7, 130, 10), (128, 784, 256)]:
+            x, w = rand(rng, (batch, n_in), dtype), rand(rng, (n_out, n_in), dtype)
+            g = rand(rng, (batch, n_out), dtype)
+            for needs_x in (True, False):
+                got = []
+                for mode in (0, 1):
+                    direct_mode(mode)
+                    got.append(F.linear_backward(g, x, w, None, "identity", needs_input_grad=needs_x))
+                for packed, direct in zip(*got):
+                    assert (packed is None) == (direct is None)
+                    if packed is not None:
+                        assert np.array_equal(packed, direct), (dtype, batch, n_in, n_out, needs_x)
+
+
+_GUARDED = r"""
+import ctypes, mmap, sys
+import numpy as np
+from fusedprop import functional as F, _core
+
+_core._set_isa(sys.argv[1])
+_core._set_direct_operands(1)
+dtype = np.dtype(sys.argv[2])
+libc = ctypes.CDLL(None)
+keep = []
+
+def guarded(shape, order):
+    # an array whose last element is the last one before a PROT_NONE page
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    pages = -(-nbytes // mmap.PAGESIZE) + 1
+    buf = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert libc.mprotect(ctypes.c_void_p(addr + (pages - 1) * mmap.PAGESIZE), mmap.PAGESIZE, 0) == 0
+    keep.append(buf)
+    flat = np.frombuffer(buf, dtype, count=nbytes // dtype.itemsize, offset=(pages - 1) * mmap.PAGESIZE - nbytes)
+    return flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
+
+rng = np.random.default_rng(0)
+for m, n, k in [(19, 10, 64), (19, 5, 64), (13, 33, 17), (7, 16, 5), (25, 70, 40)]:
+    a, b = guarded((m, k), "F"), guarded((k, n), "C")
+    a[...] = rng.uniform(-1, 1, (m, k))
+    b[...] = rng.uniform(-1, 1, (k, n))
+    c = F.matmul(a, b)
+    assert np.allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through ctypes: Linux only")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_direct_operands_read_nothing_past_the_operands(isa, dtype):
+    """A direct A and B that end right before an unreadable page: the
+    kernels read neither past A's rows (a row-edge tile must not take the
+    half-width kernel, which reads MR rows) nor past B's last row (the
+    column-edge panel comes packed). A read past them would crash the child."""
+    run = subprocess.run([sys.executable, "-c", _GUARDED, isa, dtype], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stderr[-2000:])

@@ -8,6 +8,7 @@
 #include "bindings.h"
 #include "gemm/dispatch.h"
 #include "gemm/gemm.h"
+#include "gemm/driver.h"
 #include "gemm/skinny.h"
 
 namespace py = pybind11;
@@ -95,6 +96,12 @@ void register_gemm(py::module_& m) {
         d["gemm_parallel_flop_threshold"] = gemm::kParallelFlopThreshold;
         d["skinny_max_rows"] = gemm::skinny_rows_cutover(0);
         d["skinny_max_rows_large_b"] = gemm::skinny_rows_cutover(gemm::kSkinnyLargeBBytes);
+        // Direct (unpacked) operands: whether the active kernels have them,
+        // and the longest K block each operand is read unpacked at.
+        const bool direct = k.f32->direct[k.f32->mr] != nullptr && gemm::direct_operands_mode() != 0;
+        d["direct_operands"] = direct;
+        d["direct_max_k_a"] = direct ? gemm::kDirectMaxKA : 0;
+        d["direct_max_k_b"] = direct ? gemm::kDirectMaxKB : 0;
         return d;
     });
     // Private: tests switch the kernels at run time to cover both paths.
@@ -116,6 +123,9 @@ void register_gemm(py::module_& m) {
     // Private, for tuning and tests: the small-batch cut-over (skinny.h);
     // -1 restores config.h's, 0 sends every product through the packed path.
     m.def("_set_skinny_max_rows", &gemm::set_skinny_max_rows, py::arg("rows"));
+    // Private, for tuning and tests: direct operands (gemm/driver.h); -1 the
+    // measured rule, 0 never, 1 wherever the layouts allow.
+    m.def("_set_direct_operands", &gemm::set_direct_operands, py::arg("mode"));
     m.def("_available_isas", [] {
         py::list l;
         for (const gemm::Config& c : gemm::kConfigs)

@@ -127,6 +127,16 @@ constexpr int skinny_max_rows(double b_bytes) {
 inline constexpr double kSkinnyParallelBytes = 1.0e6;
 inline constexpr int kSkinnyColumnChunk = 64;
 
+// Direct operands (ukernel.h): where the active kernels have them (AVX-512),
+// a column-major A or a row-major B, the layouts of the backward's products
+// dW = dZ^T X and dX = dZ W, are read where they lie instead of packed,
+// when a K block is at most this long (a training batch, or a layer's
+// width): the microkernel then reads them as it would the packed panels.
+// Measured (driver.cpp, choose_direct): 1.01-1.36x on such products up to
+// k = 256, 0.75-0.82x at K blocks of 342 (1024 x 1024 layers at batch 1024).
+inline constexpr int kDirectMaxKA = 256;
+inline constexpr int kDirectMaxKB = 256;
+
 // Parallel GEMMs split into about this many tasks per thread (row blocks x
 // column chunks, and B-packing chunks), handed out dynamically.
 inline constexpr int kTasksPerThread = 4;

@@ -94,7 +94,47 @@ struct Job {
     const T* bias;  // padded to a multiple of NR, contiguous; or nullptr
     T slope;
     Ukernel<T> half_kernel = nullptr;  // UkernelTable::half for the activation, or nullptr
+    bool direct_a = false;  // A read where it lies: only a tile's own rows may be read
 };
+
+// The micro-panels of one operand's block for the macro-kernel: panel p at
+// base + p * step, its k steps ld apart; packed, step = MR kc (NR kc) and ld
+// = MR (NR). Direct (ukernel.h), the operand itself: step MR (NR) elements,
+// ld its stride. A direct B's column-edge panel comes packed, at edge.
+template <class T>
+struct Panels {
+    const T* base;
+    index_t step, ld;
+    const T* edge = nullptr;
+    index_t edge_panel = -1;
+};
+
+int g_direct_mode = -1;
+
+// Which operands the kernels read unpacked (config.h): a column-major A, a
+// row-major B, short K blocks, an identity epilogue (the direct kernels').
+// Measured at 1 thread on the Zen 4 machine (2026-12-07), dW = dZ^T X and
+// dX = dZ W of training steps (batch, in -> out), packed time / direct
+// time, interleaved: b32 64->128 1.06 / 1.00, 128->128 1.02 / 1.10,
+// 128->10 1.36 / 0.99; b64 64->256 1.07 / 1.04, 256->256 1.01 / 1.05; b128
+// 784->256 1.01 / 1.04, 256->256 1.02 / 1.03; b200 256->256 1.02 / 1.02;
+// but b1024 1024->1024 (K blocks of 342) 0.75 / 0.82: long strided panels
+// leave L1, where packed ones stream. Whole training steps: 1.02-1.04 at
+// batch 32 and 64, level at 128.
+struct Direct {
+    bool a = false, b = false;
+};
+template <class T>
+Direct choose_direct(const UkernelTable<T>& table, MatrixRef<const T> a, MatrixRef<const T> b,
+                     const Epilogue<T>& ep, index_t k_step, bool prepacked) {
+    Direct d;
+    if (g_direct_mode == 0 || table.direct[table.mr] == nullptr || ep.activation != math::Activation::identity)
+        return d;
+    const bool any = g_direct_mode == 1;
+    d.a = a.row_stride == 1 && (any || k_step <= kDirectMaxKA);
+    d.b = b.col_stride == 1 && !prepacked && (any || k_step <= kDirectMaxKB);
+    return d;
+}
 
 // One microkernel call for the MR x NR tile of C at (i, j0); args carries
 // the K block's a, b and flags.
@@ -129,7 +169,8 @@ void compute_tile(const Job<T>& job, UkernelArgs<T>& args, index_t i, index_t j0
     // the half-width kernel's MR x NR/2 FMAs are fewer than the rows kernel's
     // mr x NR, with the same chains (hence the same bits) for every column.
     Ukernel<T> kernel = exact != nullptr ? exact : job.rows_kernel[MR];
-    if (job.half_kernel != nullptr && 2 * nr <= NR && 2 * mr > MR) kernel = job.half_kernel;
+    if (job.half_kernel != nullptr && 2 * nr <= NR && 2 * mr > MR && (mr == MR || !job.direct_a))
+        kernel = job.half_kernel;  // (it reads MR rows of A: past the end of a direct A)
     kernel(args);
     for (index_t r = 0; r < mr; ++r)
         for (index_t s = 0; s < nr; ++s) job.c(i + r, j0 + s) = tile[r * NR + s];
@@ -143,7 +184,7 @@ void compute_tile(const Job<T>& job, UkernelArgs<T>& args, index_t i, index_t j0
 // columns (config.h); within a slab, each A micro-panel (loop 1) meets every
 // B micro-panel of the slab (loop 2) while it is in L1.
 template <class T>
-void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0, index_t mc, index_t jc,
+void macro_kernel(const Job<T>& job, const Panels<T>& ap, const Panels<T>& bp, index_t i0, index_t mc, index_t jc,
                   index_t jp_first, index_t jp_last, index_t kc, bool accumulate, bool last) {
     const int MR = job.bs->mr, NR = job.bs->nr;
     // A chunk narrower than a slab (a small batch split by columns) keeps
@@ -158,10 +199,13 @@ void macro_kernel(const Job<T>& job, const T* apack, const T* bpack, index_t i0,
     for (index_t slab = jp_first; slab < jp_last; slab += slab_panels) {  // loop 2, by slabs
         const index_t slab_end = std::min(jp_last, slab + slab_panels);
         for (index_t ip = 0; ip * MR < mc; ++ip) {  // loop 1 (ir)
-            args.a = apack + ip * MR * kc;
+            args.a = ap.base + ip * ap.step;
+            args.lda = ap.ld;
             for (index_t jp = slab; jp < slab_end; ++jp) {  // loop 2 (jr), within the slab
                 const index_t j0 = jc + jp * NR;
-                args.b = bpack + jp * NR * kc;
+                const bool edge = jp == bp.edge_panel;
+                args.b = edge ? bp.edge : bp.base + jp * bp.step;
+                args.ldb = edge ? NR : bp.ld;
                 args.bias = last && job.bias ? job.bias + j0 : nullptr;
                 compute_tile(job, args, i0 + ip * MR, j0);
             }
@@ -216,10 +260,18 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;
 
     const int act = static_cast<int>(ep.activation);
+    const index_t k_step = k_block(k, KC);  // every NC block's K blocks
+    const Direct direct = choose_direct(table, a, b, ep, k_step, prepacked);
     Job<T> job{a, b, c, ep.z, &bs, {}, nullptr, ep.negative_slope};
-    for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.rows[r][act];
-    job.rows_kernel[bs.mr] = table.fn[act];
-    job.half_kernel = table.half[act];
+    if (direct.a || direct.b) {
+        for (int r = 1; r <= bs.mr; ++r) job.rows_kernel[r] = table.direct[r];
+        job.half_kernel = table.direct_half;
+        job.direct_a = direct.a;
+    } else {
+        for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.rows[r][act];
+        job.rows_kernel[bs.mr] = table.fn[act];
+        job.half_kernel = table.half[act];
+    }
     if (ep.bias) {
         // Contiguous and padded to whole micro-panels: the kernel reads NR values.
         T* bias = workspace<T>(kBias).reserve(static_cast<std::size_t>(round_up(n, NR)));
@@ -232,16 +284,27 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
         const index_t nc = std::min(NC, n - jc);
         const index_t n_panels = ceil_div(nc, NR);
         const Partition part = partition(m, nc, bs, threads);
-        const index_t k_step = k_block(k, KC);
         for (index_t pc = 0; pc < k; pc += k_step) {  // loop 4 (pc)
             const index_t kc = std::min(k_step, k - pc);
             const bool accumulate = pc > 0, last = pc + kc == k;
-            T* bpack = prepacked ? nullptr : workspace<T>(kPackB).reserve(static_cast<std::size_t>(n_panels * NR * kc));
-            const T* bpanels = prepacked ? packed->block(jc / NC, pc / k_step) : bpack;
             const MatrixRef<const T> b_block = b.block(pc, jc, kc, nc);
+            // B's panels: pre-packed, packed here, or (direct) B itself and
+            // its column-edge panel packed here.
+            const index_t pack_panels = prepacked ? 0 : direct.b ? (nc % NR != 0) : n_panels;
+            T* bpack = pack_panels ? workspace<T>(kPackB).reserve(static_cast<std::size_t>(pack_panels * NR * kc)) : nullptr;
+            Panels<T> bp{prepacked ? packed->block(jc / NC, pc / k_step) : bpack, NR * kc, NR};
+            if (direct.b) {
+                bp = {&b_block(0, 0), NR, b_block.row_stride};
+                if (pack_panels) {
+                    bp.edge_panel = n_panels - 1;
+                    bp.edge = bpack;
+                    const index_t j0 = bp.edge_panel * NR;
+                    pack_b(b_block.block(0, j0, kc, nc - j0), bs.nr, bpack, kc * NR);
+                }
+            }
 
-            const bool shared_b = part.n_ic > 1 && !prepacked;
-            const bool shared_a = part.n_ic == 1 && part.n_jr > 1;  // then m <= MC: one A block
+            const bool shared_b = part.n_ic > 1 && !prepacked && !direct.b;
+            const bool shared_a = part.n_ic == 1 && part.n_jr > 1 && !direct.a;  // then m <= MC: one A block
             const index_t m_panels = ceil_div(m, MR);
             T* shared_apack = nullptr;
             if (shared_b && b_block.col_stride == 1) {
@@ -275,24 +338,34 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     split(m_panels, part.n_ic, ic, &ip0, &ip1);
                     split(n_panels, part.n_jr, jr, &jp0, &jp1);
                     if (ip1 == ip0 || jp1 == jp0) return;
-                    if (!shared_b && !prepacked) {  // this task's own B panels
+                    if (!shared_b && !prepacked && !direct.b) {  // this task's own B panels
                         const index_t j0 = jp0 * NR, j1 = std::min(nc, jp1 * NR);
                         pack_b(b_block.block(0, j0, kc, j1 - j0), bs.nr, bpack + jp0 * NR * kc, kc * NR);
                     }
                     const index_t i0 = ip0 * MR, i1 = std::min(m, ip1 * MR);
-                    if (shared_a) return macro_kernel(job, shared_apack, bpanels, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);
+                    if (shared_a) {
+                        const Panels<T> ap{shared_apack + i0 * kc, MR * kc, MR};
+                        return macro_kernel(job, ap, bp, i0, i1 - i0, jc, jp0, jp1, kc, accumulate, last);
+                    }
                     // A row block may exceed MC when balancing; walk it in MC steps.
                     for (index_t is = i0; is < i1; is += MC) {
                         const index_t mc = std::min(MC, i1 - is);
-                        T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
-                        pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
-                        macro_kernel(job, apack, bpanels, is, mc, jc, jp0, jp1, kc, accumulate, last);
+                        Panels<T> ap{&a(is, pc), MR, a.col_stride};
+                        if (!direct.a) {
+                            T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
+                            pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
+                            ap = {apack, MR * kc, MR};
+                        }
+                        macro_kernel(job, ap, bp, is, mc, jc, jp0, jp1, kc, accumulate, last);
                     }
                 },
                 threads);
         }
     }
 }
+
+void set_direct_operands(int mode) { g_direct_mode = mode < 0 ? -1 : mode > 0 ? 1 : 0; }
+int direct_operands_mode() { return g_direct_mode; }
 
 template void gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>, const Epilogue<float>&,
                           int, const PackedB<float>*);

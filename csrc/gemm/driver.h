@@ -16,4 +16,10 @@ struct Partition {
 
 Partition partition(index_t m, index_t nc, const BlockSizes& bs, int threads);
 
+// Direct operands (config.h, ukernel.h): -1 the measured rule, 0 never, 1
+// wherever the layouts and the kernels allow (for tests: the bits are the
+// same either way).
+void set_direct_operands(int mode);
+int direct_operands_mode();
+
 }  // namespace fusedprop::gemm

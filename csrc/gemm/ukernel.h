@@ -43,6 +43,16 @@
 //       acc = act(acc)                  (the template's Activation)
 //   C = acc
 //
+// Direct operands (UkernelTable::direct): a kernel that reads A and B where
+// they lie, unpacked. The same layout with other strides between k steps:
+// column p of A is MR contiguous elements at a + p*lda (a column-major A,
+// lda its column stride), row p of B is NR contiguous elements at b + p*ldb
+// (a row-major B), either one or both; a packed panel is lda = MR, ldb = NR.
+// The sums, and so the bits, are those of the packed kernels. A kernel for
+// r rows reads only those r elements of each column of A, but every kernel
+// reads NR (half: NR/2) elements of each row of B: the driver hands a
+// column-edge panel over packed.
+//
 // Preconditions (asserted at the top of each kernel): k >= 0; a, b non-null
 // when k > 0; b 32-byte aligned (AVX2); c non-null; bias (if any) holds NR
 // readable values; z (if any) is an MR x NR tile with unit column stride.
@@ -72,6 +82,7 @@ struct UkernelArgs {
     T* z = nullptr;           // pre-activation tile, or nullptr
     index_t rs_z = 0;
     T slope = T(0);  // leaky_relu's negative_slope
+    index_t lda = 0, ldb = 0;  // the direct kernels' k steps (see above); packed: MR, NR
 };
 
 template <class T>
@@ -101,6 +112,12 @@ struct UkernelTable {
     // a layer of 10 outputs, a 12x32 tile would spend 22 of 32 lanes on
     // padding. nullptr where a table has none.
     Ukernel<T> half[math::kNumActivations];
+    // Kernels on direct operands (see above), identity epilogue (the
+    // backward's products, dW = dZ^T X and dX = dZ W, whose operands lie
+    // column-major and row-major): [r] for the first r rows, [MR] the full
+    // tile; direct_half as half. nullptr where a table has none.
+    std::array<Ukernel<T>, kMaxMR + 1> direct{};
+    Ukernel<T> direct_half = nullptr;
 };
 
 // Defined in ukernel_ref.cpp (baseline flags).

@@ -84,11 +84,12 @@ struct Zmm<double> {
 
 // ukernel.h's preconditions, for the AVX-512 kernels (B loads are aligned:
 // every B micro-panel row is NR * sizeof(T), a multiple of 64 bytes).
-template <class T>
+template <class T, bool Direct>
 inline void assert_preconditions([[maybe_unused]] const UkernelArgs<T>& p) {
     assert(p.k >= 0);
     assert(p.k == 0 || (p.a != nullptr && p.b != nullptr));
-    assert(p.k == 0 || (reinterpret_cast<std::uintptr_t>(p.b) % 64) == 0);
+    assert(p.k == 0 || Direct || (reinterpret_cast<std::uintptr_t>(p.b) % 64) == 0);
+    assert(!Direct || (p.lda >= 0 && p.ldb >= 0));
     assert(p.c != nullptr);
 }
 
@@ -148,7 +149,9 @@ inline constexpr int kChainSets = R * NV >= 8 ? 1 : 2 * R * NV >= 8 ? 2 : 4;
 // NVP: the B micro-panel's width in vectors (its row stride), NV <= NVP of
 // which the kernel computes (NV < NVP: UkernelTable::half). The chains are
 // the full-width kernel's, so a column gets the same bits either way.
-template <class T, int MR, int NV, int R, math::Activation A, int NVP = NV>
+// Direct: the k steps of a and b are p.lda and p.ldb apart, not MR and NR
+// (UkernelTable::direct), and B's rows may lie anywhere: unaligned loads.
+template <class T, int MR, int NV, int R, math::Activation A, int NVP = NV, bool Direct = false>
 void ukernel_avx512(const UkernelArgs<T>& p) {
     static_assert(R >= 1 && R <= MR, "a kernel computes 1..MR rows");
     static_assert(NV <= NVP, "a kernel computes part of the panel's width at most");
@@ -157,8 +160,9 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
     static_assert(S * R * NV + NV + 1 <= 32, "accumulators, the B row and the broadcast fit the 32 ZMM registers");
     using W = Zmm<T>;
     constexpr index_t L = W::width;
-    constexpr index_t NR = NVP * L;  // the panel's row stride
-    assert_preconditions(p);
+    constexpr index_t NR = NVP * L;  // the packed panel's row stride
+    assert_preconditions<T, Direct>(p);
+    const index_t lda = Direct ? p.lda : MR, ldb = Direct ? p.ldb : NR;
 
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)  // a tile row spans NV cache lines (one per vector when aligned)
@@ -175,13 +179,14 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
             for (int v = 0; v < NV; ++v) acc[q][i][v] = W::zero();
     const T* a = p.a;
     const T* b = p.b;
-    auto k_step = [&](int q, int step) {  // k step at a + step*MR, b + step*NR, into set q
+    auto k_step = [&](int q, int step) {  // k step at a + step*lda, b + step*ldb, into set q
         typename W::reg bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = W::load_aligned(b + step * NR + v * L);
+        for (int v = 0; v < NV; ++v)
+            bv[v] = Direct ? W::load(b + step * ldb + v * L) : W::load_aligned(b + step * ldb + v * L);
 #pragma GCC unroll 12
         for (int i = 0; i < R; ++i) {
-            const auto ai = W::broadcast(a + step * MR + i);
+            const auto ai = W::broadcast(a + step * lda + i);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[q][i][v] = W::fma(ai, bv[v], acc[q][i][v]);
         }
@@ -190,10 +195,18 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
     // (every line of the panel is asked for once; as in the AVX2 kernels).
     constexpr int kPrefetchLines = (4 * MR * static_cast<int>(sizeof(T)) + 63) / 64;
     const index_t k4 = p.k / 4;
-    for (index_t l = 0; l < k4; ++l, a += 4 * MR, b += 4 * NR) {
+    for (index_t l = 0; l < k4; ++l, a += 4 * lda, b += 4 * ldb) {
+        if constexpr (Direct) {  // 4 runs of R elements, lda apart
+#pragma GCC unroll 4
+            for (int step = 0; step < 4; ++step) {
+                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * lda), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * lda + (R - 1)), _MM_HINT_T0);
+            }
+        } else {
 #pragma GCC unroll 8
-        for (int line = 0; line < kPrefetchLines; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(a + 8 * MR) + 64 * line, _MM_HINT_T0);
+            for (int line = 0; line < kPrefetchLines; ++line)
+                _mm_prefetch(reinterpret_cast<const char*>(a + 8 * MR) + 64 * line, _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
         for (int step = 0; step < 4; ++step) k_step(step % S, step);
     }
@@ -233,6 +246,22 @@ constexpr RowKernelTable<T> rows_table(std::integer_sequence<int, R...>) {
 template <class T, int MR, int NV>
 constexpr RowKernelTable<T> rows_table() {
     return rows_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
+}
+
+// UkernelTable::direct: [r] the first r rows (r = MR: the full tile), identity epilogue.
+template <class T, int MR, int NV, int... R>
+constexpr std::array<Ukernel<T>, kMaxMR + 1> direct_table(std::integer_sequence<int, R...>) {
+    std::array<Ukernel<T>, kMaxMR + 1> t{};
+    ((t[R + 1] = &ukernel_avx512<T, MR, NV, R + 1, math::Activation::identity, NV, true>), ...);
+    return t;
+}
+template <class T, int MR, int NV>
+constexpr std::array<Ukernel<T>, kMaxMR + 1> direct_table() {
+    return direct_table<T, MR, NV>(std::make_integer_sequence<int, MR>{});
+}
+template <class T, int MR, int NV>
+void ukernel_direct_half(const UkernelArgs<T>& p) {
+    ukernel_avx512<T, MR, NV / 2, MR, math::Activation::identity, NV, true>(p);
 }
 
 // UkernelTable::half: MR rows, the first NV / 2 vectors of an NV-wide panel.

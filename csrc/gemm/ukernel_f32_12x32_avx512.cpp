@@ -2,7 +2,8 @@
 // (compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma). The
 // kernels are templates in ukernel_avx512.h; this file instantiates them for
 // floats, with kernels for partial panels of 1-11 rows
-// and for column-edge tiles of at most half the width (UkernelTable::half).
+// and for column-edge tiles of at most half the width (UkernelTable::half),
+// and on direct (unpacked) operands (UkernelTable::direct).
 #include "ukernel_avx512.h"
 
 namespace fusedprop::gemm {
@@ -25,6 +26,8 @@ void ukernel_f32_12x32_avx512_half(const UkernelArgs<float>& p) {
 const UkernelTable<float> kUkernelF32Avx512 = {kMR, kNV * 16, "f32_12x32_avx512",
                                                FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512),
                                                avx512::rows_table<float, kMR, kNV>(),
-                                               FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512_half)};
+                                               FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512_half),
+                                               avx512::direct_table<float, kMR, kNV>(),
+                                               &avx512::ukernel_direct_half<float, kMR, kNV>};
 
 }  // namespace fusedprop::gemm

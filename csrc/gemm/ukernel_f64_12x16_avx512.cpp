@@ -2,7 +2,8 @@
 // (compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma). The
 // kernels are templates in ukernel_avx512.h; this file instantiates them for
 // doubles, with kernels for partial panels of 1-11 rows
-// and for column-edge tiles of at most half the width (UkernelTable::half).
+// and for column-edge tiles of at most half the width (UkernelTable::half),
+// and on direct (unpacked) operands (UkernelTable::direct).
 #include "ukernel_avx512.h"
 
 namespace fusedprop::gemm {
@@ -25,6 +26,8 @@ void ukernel_f64_12x16_avx512_half(const UkernelArgs<double>& p) {
 const UkernelTable<double> kUkernelF64Avx512 = {kMR, kNV * 8, "f64_12x16_avx512",
                                                 FUSEDPROP_UKERNEL_TABLE(ukernel_f64_12x16_avx512),
                                                 avx512::rows_table<double, kMR, kNV>(),
-                                                FUSEDPROP_UKERNEL_TABLE(ukernel_f64_12x16_avx512_half)};
+                                                FUSEDPROP_UKERNEL_TABLE(ukernel_f64_12x16_avx512_half),
+                                               avx512::direct_table<double, kMR, kNV>(),
+                                               &avx512::ukernel_direct_half<double, kMR, kNV>};
 
 }  // namespace fusedprop::gemm
