@@ -76,6 +76,26 @@ def test_large_layers_across_the_cut_over(backend, rng):
         np.testing.assert_allclose(pred(x), reference(model, x), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_batch_shares_across_threads_give_the_same_bits(isa, rng, cpp_only, threads, dtype):
+    """At 2 and 3 threads a Predictor sends shares of the batch through the
+    whole network at once (inference_plan.cpp): shares start at whole row
+    tiles of every ISA's kernels, so the bits are the 1-thread ones, for
+    batches below, at and above the split and with row-tile remainders."""
+    model = model_of("gelu", dtype, sizes=(64, 128, 96, 10))
+    pred = fp.Predictor(model)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for batch in (23, 47, 48, 49, 61, 64, 100, 250):
+        x = rng.uniform(-2, 2, (batch, 64)).astype(dtype)
+        threads(1)
+        alone = pred(x)
+        np.testing.assert_array_equal(alone, eager(model, x))
+        np.testing.assert_allclose(alone, reference(model, x), rtol=tol, atol=tol)
+        for n in (2, 3):
+            threads(n)
+            np.testing.assert_array_equal(pred(x), alone, err_msg=f"batch {batch}, {n} threads")
+
+
 def test_inputs_as_f_linear_takes_them(backend, rng):
     model = model_of("tanh", np.float32)
     pred = fp.Predictor(model)

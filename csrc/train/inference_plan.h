@@ -6,6 +6,9 @@
 // pre-packed copy when one is given (gemm/packed_b.h). The result is bitwise
 // that of the eager layers (F.linear one after another) on the same weights.
 //
+// Threads: each takes a share of the batch through every layer (see
+// forward()), with the same bits as one thread.
+//
 // Thread safety: forward() may be called from several threads at once. Each
 // call takes a set of intermediate buffers from the plan's pool (or makes
 // one) and gives it back, so buffers are reused between calls and never
@@ -44,7 +47,15 @@ public:
 
     const std::vector<LayerShape>& layers() const { return layers_; }
 
+    // forward() at several threads splits the batch in shares of at least
+    // this many rows (above any skinny cut-over, gemm/config.h), when the
+    // whole pass costs at least kSplitFlops (below, the pool's wake-up is
+    // most of the gain). See inference_plan.cpp.
+    static constexpr index_t kSplitRows = 24;
+    static constexpr double kSplitFlops = 1.0e6;
+
 private:
+    double flops(index_t batch) const;
     struct Buffers {
         runtime::AlignedBuffer<T> ping, pong;
     };

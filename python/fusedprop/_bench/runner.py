@@ -286,7 +286,8 @@ def add_derived(rows: list, peaks: dict) -> None:
             wbytes = row.get("weight_bytes")
             if wbytes and t and row["status"] == "ok":
                 row["weight_gbps"] = wbytes / t / 1e9
-                bandwidth = read_bandwidth(wbytes)
+                # the probe reads on one core: a share only for 1-thread rows
+                bandwidth = read_bandwidth(wbytes) if row["threads"] == 1 else None
                 row["read_bandwidth_gbps"] = bandwidth
                 share = f" ({100 * row['weight_gbps'] / bandwidth:.0f}% of {bandwidth:.1f} GB/s measured)" if bandwidth else ""
                 row["note"] = (row["note"] + "; " if row["note"] else "") + f"W read at {row['weight_gbps']:.1f} GB/s{share}"
