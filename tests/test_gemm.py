@@ -457,11 +457,12 @@ def guarded(shape, order):
 
 rng = np.random.default_rng(0)
 for m, n, k in [(19, 10, 64), (19, 5, 64), (13, 33, 17), (7, 16, 5), (25, 70, 40)]:
-    a, b = guarded((m, k), "F"), guarded((k, n), "C")
-    a[...] = rng.uniform(-1, 1, (m, k))
-    b[...] = rng.uniform(-1, 1, (k, n))
-    c = F.matmul(a, b)
-    assert np.allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4)
+    for a_order in "FC":  # column-major A (UkernelTable::direct), row-major A (direct_row_a)
+        a, b = guarded((m, k), a_order), guarded((k, n), "C")
+        a[...] = rng.uniform(-1, 1, (m, k))
+        b[...] = rng.uniform(-1, 1, (k, n))
+        c = F.matmul(a, b)
+        assert np.allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4)
 print("ok")
 """
 
@@ -469,9 +470,36 @@ print("ok")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through ctypes: Linux only")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_direct_operands_read_nothing_past_the_operands(isa, dtype):
-    """A direct A and B that end right before an unreadable page: the
-    kernels read neither past A's rows (a row-edge tile must not take the
+    """A direct A (either layout) and B that end right before an unreadable
+    page: the kernels read neither past A's rows (a row-edge tile must not take the
     half-width kernel, which reads MR rows) nor past B's last row (the
     column-edge panel comes packed). A read past them would crash the child."""
     run = subprocess.run([sys.executable, "-c", _GUARDED, isa, dtype], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stderr[-2000:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_row_major_a_gives_the_packed_bits(isa, dtype, direct_mode):
+    """x W^T + b through a direct row-major A (the layer's input read where
+    it lies, UkernelTable::direct_row_a) for every epilogue, with and without
+    a bias, saving Z or not: bitwise the packed path, for row edges (19 rows,
+    a half-width column edge of 10) and K blocks in and out of the rule, x
+    contiguous and with padded rows."""
+    from conftest import ALL_ACTIVATIONS
+    rng = np.random.default_rng(7)
+    kc = blocks(dtype)["kc"]
+    for m, n, k in [(9, 10, 16), (19, 10, 64), (13, 33, 17), (25, 70, 200), (40, 16, kc + 1)]:
+        xs = {"contiguous": rand(rng, (m, k), dtype), "padded": rand(rng, (m, k + 7), dtype)[:, 2:k + 2]}
+        w, b = rand(rng, (n, k), dtype), rand(rng, n, dtype)
+        for act in ALL_ACTIVATIONS:
+            for name, x in xs.items():
+                for bias in (b, None):
+                    got = []
+                    for mode in (0, 1, -1):
+                        direct_mode(mode)
+                        got.append((F.linear(x, w, bias, act), *F.linear_forward(x, w, bias, act)))
+                    for other in got[1:]:
+                        for u, v in zip(got[0], other):
+                            assert (u is None) == (v is None)
+                            if u is not None:
+                                assert np.array_equal(u, v), (m, n, k, act, name, bias is None)

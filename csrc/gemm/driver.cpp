@@ -120,19 +120,31 @@ int g_direct_mode = -1;
 // 784->256 1.01 / 1.04, 256->256 1.02 / 1.03; b200 256->256 1.02 / 1.02;
 // but b1024 1024->1024 (K blocks of 342) 0.75 / 0.82: long strided panels
 // leave L1, where packed ones stream. Whole training steps: 1.02-1.04 at
-// batch 32 and 64, level at 128.
+// batch 32 and 64, level at 128. A row-major A, x W^T + b with relu (the
+// forward) / dZ W (dX): b32 64->128 1.05 / 1.25, b64 128->128 1.03 / 1.09,
+// b1024 64->128 1.02 / 1.07, b128 256->256 1.06 / 1.05, but 0.90-0.98 for
+// dX of a 10-output layer (k = 10); Predictor 1.01-1.04, model(x) 1.01-1.06.
+// A row-major A (UkernelTable::direct_row_a) goes with any epilogue, and
+// with a packed or a direct B.
 struct Direct {
-    bool a = false, b = false;
+    bool a = false, a_rows = false, b = false;
 };
 template <class T>
 Direct choose_direct(const UkernelTable<T>& table, MatrixRef<const T> a, MatrixRef<const T> b,
                      const Epilogue<T>& ep, index_t k_step, bool prepacked) {
     Direct d;
-    if (g_direct_mode == 0 || table.direct[table.mr] == nullptr || ep.activation != math::Activation::identity)
-        return d;
+    if (g_direct_mode == 0) return d;
     const bool any = g_direct_mode == 1;
-    d.a = a.row_stride == 1 && (any || k_step <= kDirectMaxKA);
-    d.b = b.col_stride == 1 && !prepacked && (any || k_step <= kDirectMaxKB);
+    const bool b_ok = b.col_stride == 1 && !prepacked && (any || k_step <= kDirectMaxKB);
+    if (table.direct[table.mr] != nullptr && ep.activation == math::Activation::identity) {
+        d.a = a.row_stride == 1 && (any || k_step <= kDirectMaxKA);
+        d.b = b_ok;
+    }
+    if (!d.a && table.direct_row_a.fn[0] != nullptr && a.col_stride == 1 && a.row_stride != 1 &&
+        (any || (k_step <= kDirectMaxKARows && k_step >= kDirectMinKARows))) {
+        d.a_rows = true;
+        d.b = b_ok;
+    }
     return d;
 }
 
@@ -263,7 +275,12 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     const index_t k_step = k_block(k, KC);  // every NC block's K blocks
     const Direct direct = choose_direct(table, a, b, ep, k_step, prepacked);
     Job<T> job{a, b, c, ep.z, &bs, {}, nullptr, ep.negative_slope};
-    if (direct.a || direct.b) {
+    if (direct.a_rows) {
+        for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.direct_row_a.rows[r][act];
+        job.rows_kernel[bs.mr] = table.direct_row_a.fn[act];
+        job.half_kernel = table.direct_row_a.half[act];
+        job.direct_a = true;
+    } else if (direct.a || direct.b) {
         for (int r = 1; r <= bs.mr; ++r) job.rows_kernel[r] = table.direct[r];
         job.half_kernel = table.direct_half;
         job.direct_a = direct.a;
@@ -304,7 +321,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
             }
 
             const bool shared_b = part.n_ic > 1 && !prepacked && !direct.b;
-            const bool shared_a = part.n_ic == 1 && part.n_jr > 1 && !direct.a;  // then m <= MC: one A block
+            const bool shared_a = part.n_ic == 1 && part.n_jr > 1 && !direct.a && !direct.a_rows;  // then m <= MC: one A block
             const index_t m_panels = ceil_div(m, MR);
             T* shared_apack = nullptr;
             if (shared_b && b_block.col_stride == 1) {
@@ -351,7 +368,9 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
                     for (index_t is = i0; is < i1; is += MC) {
                         const index_t mc = std::min(MC, i1 - is);
                         Panels<T> ap{&a(is, pc), MR, a.col_stride};
-                        if (!direct.a) {
+                        if (direct.a_rows) {
+                            ap = {&a(is, pc), MR * a.row_stride, a.row_stride};
+                        } else if (!direct.a) {
                             T* apack = workspace<T>(kPackA).reserve(static_cast<std::size_t>(round_up(mc, MR) * kc));
                             pack_a(a.block(is, pc, mc, kc), bs.mr, apack);
                             ap = {apack, MR * kc, MR};

@@ -48,6 +48,8 @@
 // column p of A is MR contiguous elements at a + p*lda (a column-major A,
 // lda its column stride), row p of B is NR contiguous elements at b + p*ldb
 // (a row-major B), either one or both; a packed panel is lda = MR, ldb = NR.
+// A row-major A (UkernelTable::direct_row_a) is the other direct layout:
+// row i of the panel is k contiguous elements at a + i*lda.
 // The sums, and so the bits, are those of the packed kernels. A kernel for
 // r rows reads only those r elements of each column of A, but every kernel
 // reads NR (half: NR/2) elements of each row of B: the driver hands a
@@ -118,6 +120,14 @@ struct UkernelTable {
     // tile; direct_half as half. nullptr where a table has none.
     std::array<Ukernel<T>, kMaxMR + 1> direct{};
     Ukernel<T> direct_half = nullptr;
+    // Kernels on a direct row-major A (a(i, p) at a + i*lda + p: a layer's
+    // input x in the forward, dZ in dX = dZ W) and a packed or direct B (as
+    // above), every epilogue: as fn, rows and half. Empty where a table has none.
+    struct RowMajorA {
+        Ukernel<T> fn[math::kNumActivations];
+        RowKernelTable<T> rows;
+        Ukernel<T> half[math::kNumActivations];
+    } direct_row_a{};
 };
 
 // Defined in ukernel_ref.cpp (baseline flags).

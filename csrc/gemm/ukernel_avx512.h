@@ -54,11 +54,14 @@ struct Zmm<float> {
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c
     // The activation runs on the two 256-bit halves (math::avx2::forward):
-    // one implementation of every activation for both vector widths.
+    // one implementation of every activation for both vector widths. The
+    // halves come out through the zero-masked extract (all lanes kept, the
+    // same instruction): GCC 12 warns of an uninitialized source in the
+    // casts, whose "undefined" operand it sees through inlining.
     template <math::Activation A>
     static reg activate(reg v, float slope) {
-        const __m256 lo = math::avx2::forward<A>(_mm512_castps512_ps256(v), slope);
-        const __m256 hi = math::avx2::forward<A>(_mm512_extractf32x8_ps(v, 1), slope);
+        const __m256 lo = math::avx2::forward<A>(_mm512_maskz_extractf32x8_ps(0xFF, v, 0), slope);
+        const __m256 hi = math::avx2::forward<A>(_mm512_maskz_extractf32x8_ps(0xFF, v, 1), slope);
         return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
     }
 };
@@ -76,9 +79,10 @@ struct Zmm<double> {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     template <math::Activation A>
     static reg activate(reg v, double slope) {
-        const __m256d lo = math::avx2::forward<A>(_mm512_castpd512_pd256(v), slope);
-        const __m256d hi = math::avx2::forward<A>(_mm512_extractf64x4_pd(v, 1), slope);
-        return _mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1);
+        // (zero-masked extract and insert: as for floats)
+        const __m256d lo = math::avx2::forward<A>(_mm512_maskz_extractf64x4_pd(0xFF, v, 0), slope);
+        const __m256d hi = math::avx2::forward<A>(_mm512_maskz_extractf64x4_pd(0xFF, v, 1), slope);
+        return _mm512_maskz_insertf64x4(0xFF, _mm512_castpd256_pd512(lo), hi, 1);
     }
 };
 
@@ -149,10 +153,16 @@ inline constexpr int kChainSets = R * NV >= 8 ? 1 : 2 * R * NV >= 8 ? 2 : 4;
 // NVP: the B micro-panel's width in vectors (its row stride), NV <= NVP of
 // which the kernel computes (NV < NVP: UkernelTable::half). The chains are
 // the full-width kernel's, so a column gets the same bits either way.
-// Direct: the k steps of a and b are p.lda and p.ldb apart, not MR and NR
-// (UkernelTable::direct), and B's rows may lie anywhere: unaligned loads.
-template <class T, int MR, int NV, int R, math::Activation A, int NVP = NV, bool Direct = false>
+// Op: how the kernel finds its operands (ukernel.h). packed: the panels;
+// direct: the k steps of a and b are p.lda and p.ldb apart, not MR and NR
+// (UkernelTable::direct); row_major_a: row i of A at a + i*p.lda, B as in
+// direct (UkernelTable::direct_row_a). Unpacked, B's rows may lie anywhere:
+// unaligned loads.
+enum class Operands { packed, direct, row_major_a };
+
+template <class T, int MR, int NV, int R, math::Activation A, int NVP = NV, Operands Op = Operands::packed>
 void ukernel_avx512(const UkernelArgs<T>& p) {
+    constexpr bool Direct = Op != Operands::packed;
     static_assert(R >= 1 && R <= MR, "a kernel computes 1..MR rows");
     static_assert(NV <= NVP, "a kernel computes part of the panel's width at most");
     constexpr int S = kChainSets<R, NVP>;
@@ -162,7 +172,10 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
     constexpr index_t L = W::width;
     constexpr index_t NR = NVP * L;  // the packed panel's row stride
     assert_preconditions<T, Direct>(p);
-    const index_t lda = Direct ? p.lda : MR, ldb = Direct ? p.ldb : NR;
+    // a(i, step) at a + i * rs_a + step * cs_a
+    const index_t rs_a = Op == Operands::row_major_a ? p.lda : 1;
+    const index_t cs_a = Op == Operands::row_major_a ? 1 : Direct ? p.lda : MR;
+    const index_t ldb = Direct ? p.ldb : NR;
 
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)  // a tile row spans NV cache lines (one per vector when aligned)
@@ -179,14 +192,14 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
             for (int v = 0; v < NV; ++v) acc[q][i][v] = W::zero();
     const T* a = p.a;
     const T* b = p.b;
-    auto k_step = [&](int q, int step) {  // k step at a + step*lda, b + step*ldb, into set q
+    auto k_step = [&](int q, int step) {  // k step at a + step*cs_a, b + step*ldb, into set q
         typename W::reg bv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v)
             bv[v] = Direct ? W::load(b + step * ldb + v * L) : W::load_aligned(b + step * ldb + v * L);
 #pragma GCC unroll 12
         for (int i = 0; i < R; ++i) {
-            const auto ai = W::broadcast(a + step * lda + i);
+            const auto ai = W::broadcast(a + i * rs_a + step * cs_a);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[q][i][v] = W::fma(ai, bv[v], acc[q][i][v]);
         }
@@ -195,12 +208,21 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
     // (every line of the panel is asked for once; as in the AVX2 kernels).
     constexpr int kPrefetchLines = (4 * MR * static_cast<int>(sizeof(T)) + 63) / 64;
     const index_t k4 = p.k / 4;
-    for (index_t l = 0; l < k4; ++l, a += 4 * lda, b += 4 * ldb) {
-        if constexpr (Direct) {  // 4 runs of R elements, lda apart
+    for (index_t l = 0; l < k4; ++l, a += 4 * cs_a, b += 4 * ldb) {
+        if constexpr (Op == Operands::row_major_a) {
+            // R rows, each a line per 16 k: a quarter of them per
+            // iteration of 4 k steps, a line ahead
+            constexpr int kRowsPerIteration = (R + 3) / 4;
+            const int first = static_cast<int>(l % 4) * kRowsPerIteration;
+#pragma GCC unroll 3
+            for (int r = 0; r < kRowsPerIteration; ++r)
+                if (first + r < R)
+                    _mm_prefetch(reinterpret_cast<const char*>(a + (first + r) * rs_a) + 64, _MM_HINT_T0);
+        } else if constexpr (Direct) {  // 4 runs of R elements, cs_a apart
 #pragma GCC unroll 4
             for (int step = 0; step < 4; ++step) {
-                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * lda), _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * lda + (R - 1)), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * cs_a), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(a + (8 + step) * cs_a + (R - 1)), _MM_HINT_T0);
             }
         } else {
 #pragma GCC unroll 8
@@ -252,7 +274,7 @@ constexpr RowKernelTable<T> rows_table() {
 template <class T, int MR, int NV, int... R>
 constexpr std::array<Ukernel<T>, kMaxMR + 1> direct_table(std::integer_sequence<int, R...>) {
     std::array<Ukernel<T>, kMaxMR + 1> t{};
-    ((t[R + 1] = &ukernel_avx512<T, MR, NV, R + 1, math::Activation::identity, NV, true>), ...);
+    ((t[R + 1] = &ukernel_avx512<T, MR, NV, R + 1, math::Activation::identity, NV, Operands::direct>), ...);
     return t;
 }
 template <class T, int MR, int NV>
@@ -261,7 +283,51 @@ constexpr std::array<Ukernel<T>, kMaxMR + 1> direct_table() {
 }
 template <class T, int MR, int NV>
 void ukernel_direct_half(const UkernelArgs<T>& p) {
-    ukernel_avx512<T, MR, NV / 2, MR, math::Activation::identity, NV, true>(p);
+    ukernel_avx512<T, MR, NV / 2, MR, math::Activation::identity, NV, Operands::direct>(p);
+}
+
+// UkernelTable::direct_row_a: every epilogue, every row count, and half.
+template <class T, int MR, int NV, int R, math::Activation A>
+void ukernel_row_a(const UkernelArgs<T>& p) {
+    ukernel_avx512<T, MR, NV, R, A, NV, Operands::row_major_a>(p);
+}
+template <class T, int MR, int NV, math::Activation A>
+void ukernel_row_a_half(const UkernelArgs<T>& p) {
+    ukernel_avx512<T, MR, NV / 2, MR, A, NV, Operands::row_major_a>(p);
+}
+template <class T, int MR, int NV, int R>
+constexpr RowKernels<T> row_a_entry() {
+    return {&ukernel_row_a<T, MR, NV, R, math::Activation::identity>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::relu>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::leaky_relu>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::sigmoid>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::tanh>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::gelu>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::gelu_tanh>,
+            &ukernel_row_a<T, MR, NV, R, math::Activation::silu>};
+}
+template <class T, int MR, int NV, int... R>
+constexpr typename UkernelTable<T>::RowMajorA row_a_table(std::integer_sequence<int, R...>) {
+    typename UkernelTable<T>::RowMajorA t{};
+    ((t.rows[R + 1] = row_a_entry<T, MR, NV, R + 1>()), ...);
+    const RowKernels<T> full = row_a_entry<T, MR, NV, MR>();
+    const RowKernels<T> half = {&ukernel_row_a_half<T, MR, NV, math::Activation::identity>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::relu>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::leaky_relu>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::sigmoid>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::tanh>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::gelu>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::gelu_tanh>,
+                                &ukernel_row_a_half<T, MR, NV, math::Activation::silu>};
+    for (int act = 0; act < math::kNumActivations; ++act) {
+        t.fn[act] = full[static_cast<std::size_t>(act)];
+        t.half[act] = half[static_cast<std::size_t>(act)];
+    }
+    return t;
+}
+template <class T, int MR, int NV>
+constexpr typename UkernelTable<T>::RowMajorA row_a_table() {
+    return row_a_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
 }
 
 // UkernelTable::half: MR rows, the first NV / 2 vectors of an NV-wide panel.

@@ -28,6 +28,7 @@ const UkernelTable<float> kUkernelF32Avx512 = {kMR, kNV * 16, "f32_12x32_avx512"
                                                avx512::rows_table<float, kMR, kNV>(),
                                                FUSEDPROP_UKERNEL_TABLE(ukernel_f32_12x32_avx512_half),
                                                avx512::direct_table<float, kMR, kNV>(),
-                                               &avx512::ukernel_direct_half<float, kMR, kNV>};
+                                               &avx512::ukernel_direct_half<float, kMR, kNV>,
+                                               avx512::row_a_table<float, kMR, kNV>()};
 
 }  // namespace fusedprop::gemm

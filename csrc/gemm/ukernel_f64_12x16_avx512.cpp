@@ -28,6 +28,7 @@ const UkernelTable<double> kUkernelF64Avx512 = {kMR, kNV * 8, "f64_12x16_avx512"
                                                 avx512::rows_table<double, kMR, kNV>(),
                                                 FUSEDPROP_UKERNEL_TABLE(ukernel_f64_12x16_avx512_half),
                                                avx512::direct_table<double, kMR, kNV>(),
-                                               &avx512::ukernel_direct_half<double, kMR, kNV>};
+                                               &avx512::ukernel_direct_half<double, kMR, kNV>,
+                                               avx512::row_a_table<double, kMR, kNV>()};
 
 }  // namespace fusedprop::gemm
