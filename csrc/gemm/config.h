@@ -142,6 +142,9 @@ inline constexpr int kDirectMaxKB = 256;
 // packed (measured: driver.cpp).
 inline constexpr int kDirectMaxKARows = 256;
 inline constexpr int kDirectMinKARows = 16;
+// ... and only where the operand's k steps (rows of B, rows or columns of
+// A) lie less than a page apart.
+inline constexpr int kDirectMaxStrideBytes = 4096;
 
 // Parallel GEMMs split into about this many tasks per thread (row blocks x
 // column chunks, and B-packing chunks), handed out dynamically.

@@ -119,7 +119,9 @@ int g_direct_mode = -1;
 // 128->10 1.36 / 0.99; b64 64->256 1.07 / 1.04, 256->256 1.01 / 1.05; b128
 // 784->256 1.01 / 1.04, 256->256 1.02 / 1.03; b200 256->256 1.02 / 1.02;
 // but b1024 1024->1024 (K blocks of 342) 0.75 / 0.82: long strided panels
-// leave L1, where packed ones stream. Whole training steps: 1.02-1.04 at
+// leave L1, where packed ones stream; and square f64 GEMMs of 512-2048
+// (rows 4-16 KiB apart, K blocks of 256) 0.54-0.85x: hence the stride
+// limit (kDirectMaxStrideBytes). Whole training steps: 1.02-1.04 at
 // batch 32 and 64, level at 128. A row-major A, x W^T + b with relu (the
 // forward) / dZ W (dX): b32 64->128 1.05 / 1.25, b64 128->128 1.03 / 1.09,
 // b1024 64->128 1.02 / 1.07, b128 256->256 1.06 / 1.05, but 0.90-0.98 for
@@ -135,12 +137,15 @@ Direct choose_direct(const UkernelTable<T>& table, MatrixRef<const T> a, MatrixR
     Direct d;
     if (g_direct_mode == 0) return d;
     const bool any = g_direct_mode == 1;
-    const bool b_ok = b.col_stride == 1 && !prepacked && (any || k_step <= kDirectMaxKB);
+    // k steps a page or more apart: a panel's reads spread over as many
+    // pages, where a packed panel streams through a few.
+    auto near = [&](index_t stride) { return any || stride * index_t(sizeof(T)) < kDirectMaxStrideBytes; };
+    const bool b_ok = b.col_stride == 1 && !prepacked && near(b.row_stride) && (any || k_step <= kDirectMaxKB);
     if (table.direct[table.mr] != nullptr && ep.activation == math::Activation::identity) {
-        d.a = a.row_stride == 1 && (any || k_step <= kDirectMaxKA);
+        d.a = a.row_stride == 1 && near(a.col_stride) && (any || k_step <= kDirectMaxKA);
         d.b = b_ok;
     }
-    if (!d.a && table.direct_row_a.fn[0] != nullptr && a.col_stride == 1 && a.row_stride != 1 &&
+    if (!d.a && table.direct_row_a.fn[0] != nullptr && a.col_stride == 1 && a.row_stride != 1 && near(a.row_stride) &&
         (any || (k_step <= kDirectMaxKARows && k_step >= kDirectMinKARows))) {
         d.a_rows = true;
         d.b = b_ok;
