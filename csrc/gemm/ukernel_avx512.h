@@ -245,29 +245,36 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
     write_back<T, R, NV, A>(acc[0], p);
 }
 
+// One kernel per activation, in Activation order (a UkernelTable's rows):
+// Kernel<...>::run<A> for each A.
+template <class T, int MR, int NV, int R, int NVP, Operands Op>
+struct Kernel {
+    template <math::Activation A>
+    static void run(const UkernelArgs<T>& p) {
+        ukernel_avx512<T, MR, NV, R, A, NVP, Op>(p);
+    }
+};
+template <class K, class T>
+constexpr RowKernels<T> per_activation() {
+    using math::Activation;
+    return {&K::template run<Activation::identity>,  &K::template run<Activation::relu>,
+            &K::template run<Activation::leaky_relu>, &K::template run<Activation::sigmoid>,
+            &K::template run<Activation::tanh>,       &K::template run<Activation::gelu>,
+            &K::template run<Activation::gelu_tanh>,  &K::template run<Activation::silu>};
+}
+
 // The rows table of a UkernelTable (ukernel.h): entry [r][activation] is the
 // kernel for the first r < MR rows; row 0 (and rows >= MR) unused.
-template <class T, int MR, int NV, int R>
-constexpr RowKernels<T> rows_entry() {
-    return {&ukernel_avx512<T, MR, NV, R, math::Activation::identity>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::relu>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::leaky_relu>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::sigmoid>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::tanh>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::gelu>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::gelu_tanh>,
-            &ukernel_avx512<T, MR, NV, R, math::Activation::silu>};
-}
-template <class T, int MR, int NV, int... R>
+template <class T, int MR, int NV, Operands Op, int... R>
 constexpr RowKernelTable<T> rows_table(std::integer_sequence<int, R...>) {
     static_assert(MR <= kMaxMR, "config.h's kMaxMR must cover the tile");
     RowKernelTable<T> t{};
-    ((t[R + 1] = rows_entry<T, MR, NV, R + 1>()), ...);
+    ((t[R + 1] = per_activation<Kernel<T, MR, NV, R + 1, NV, Op>, T>()), ...);
     return t;
 }
 template <class T, int MR, int NV>
 constexpr RowKernelTable<T> rows_table() {
-    return rows_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
+    return rows_table<T, MR, NV, Operands::packed>(std::make_integer_sequence<int, MR - 1>{});
 }
 
 // UkernelTable::direct: [r] the first r rows (r = MR: the full tile), identity epilogue.
@@ -287,47 +294,17 @@ void ukernel_direct_half(const UkernelArgs<T>& p) {
 }
 
 // UkernelTable::direct_row_a: every epilogue, every row count, and half.
-template <class T, int MR, int NV, int R, math::Activation A>
-void ukernel_row_a(const UkernelArgs<T>& p) {
-    ukernel_avx512<T, MR, NV, R, A, NV, Operands::row_major_a>(p);
-}
-template <class T, int MR, int NV, math::Activation A>
-void ukernel_row_a_half(const UkernelArgs<T>& p) {
-    ukernel_avx512<T, MR, NV / 2, MR, A, NV, Operands::row_major_a>(p);
-}
-template <class T, int MR, int NV, int R>
-constexpr RowKernels<T> row_a_entry() {
-    return {&ukernel_row_a<T, MR, NV, R, math::Activation::identity>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::relu>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::leaky_relu>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::sigmoid>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::tanh>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::gelu>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::gelu_tanh>,
-            &ukernel_row_a<T, MR, NV, R, math::Activation::silu>};
-}
-template <class T, int MR, int NV, int... R>
-constexpr typename UkernelTable<T>::RowMajorA row_a_table(std::integer_sequence<int, R...>) {
+template <class T, int MR, int NV>
+constexpr typename UkernelTable<T>::RowMajorA row_a_table() {
     typename UkernelTable<T>::RowMajorA t{};
-    ((t.rows[R + 1] = row_a_entry<T, MR, NV, R + 1>()), ...);
-    const RowKernels<T> full = row_a_entry<T, MR, NV, MR>();
-    const RowKernels<T> half = {&ukernel_row_a_half<T, MR, NV, math::Activation::identity>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::relu>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::leaky_relu>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::sigmoid>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::tanh>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::gelu>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::gelu_tanh>,
-                                &ukernel_row_a_half<T, MR, NV, math::Activation::silu>};
+    t.rows = rows_table<T, MR, NV, Operands::row_major_a>(std::make_integer_sequence<int, MR - 1>{});
+    const RowKernels<T> full = per_activation<Kernel<T, MR, NV, MR, NV, Operands::row_major_a>, T>();
+    const RowKernels<T> half = per_activation<Kernel<T, MR, NV / 2, MR, NV, Operands::row_major_a>, T>();
     for (int act = 0; act < math::kNumActivations; ++act) {
         t.fn[act] = full[static_cast<std::size_t>(act)];
         t.half[act] = half[static_cast<std::size_t>(act)];
     }
     return t;
-}
-template <class T, int MR, int NV>
-constexpr typename UkernelTable<T>::RowMajorA row_a_table() {
-    return row_a_table<T, MR, NV>(std::make_integer_sequence<int, MR - 1>{});
 }
 
 // UkernelTable::half: MR rows, the first NV / 2 vectors of an NV-wide panel.
