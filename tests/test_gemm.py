@@ -399,10 +399,12 @@ def test_direct_operands_give_the_packed_bits(isa, dtype, threads_n, threads, di
         a_c = np.asfortranarray(rand(rng, (m, k), dtype))  # unit row stride
         a_s = np.asfortranarray(rand(rng, (m + 5, k), dtype))[2:m + 2]  # column stride m + 5
         a_0 = np.broadcast_to(rand(rng, (m, 1), dtype), (m, k))  # zero column stride
+        a_r = np.asfortranarray(rand(rng, (m, k), dtype))[:, ::-1]  # negative column stride: packed
         b_c = rand(rng, (k, n), dtype)
         b_s = rand(rng, (k, n + 9), dtype)[:, 3:n + 3]  # row stride n + 9
-        for a in (a_c, a_s, a_0):
-            for b in (b_c, b_s):
+        b_r = rand(rng, (k, n), dtype)[::-1]  # negative row stride: packed
+        for a in (a_c, a_s, a_0, a_r):
+            for b in (b_c, b_s, b_r):
                 results = []
                 for mode in (0, 1, -1):
                     direct_mode(mode)

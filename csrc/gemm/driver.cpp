@@ -138,8 +138,11 @@ Direct choose_direct(const UkernelTable<T>& table, MatrixRef<const T> a, MatrixR
     if (g_direct_mode == 0) return d;
     const bool any = g_direct_mode == 1;
     // k steps a page or more apart: a panel's reads spread over as many
-    // pages, where a packed panel streams through a few.
-    auto near = [&](index_t stride) { return any || stride * index_t(sizeof(T)) < kDirectMaxStrideBytes; };
+    // pages, where a packed panel streams through a few. (Negative strides,
+    // a reversed view, always go through the packing.)
+    auto near = [&](index_t stride) {
+        return stride >= 0 && (any || stride * index_t(sizeof(T)) < kDirectMaxStrideBytes);
+    };
     const bool b_ok = b.col_stride == 1 && !prepacked && near(b.row_stride) && (any || k_step <= kDirectMaxKB);
     if (table.direct[table.mr] != nullptr && ep.activation == math::Activation::identity) {
         d.a = a.row_stride == 1 && near(a.col_stride) && (any || k_step <= kDirectMaxKA);
