@@ -94,8 +94,7 @@ void pack_b_panel_t_f32(const float* src, index_t cs, index_t kc, float* dst) {
         // below measured as fast).
         constexpr index_t chunk = 128, ld = chunk + 16;
         alignas(64) float stage[NR * ld];
-        for (; p + 8 <= kc; p += chunk) {
-            const index_t len = std::min(chunk, (kc - p) / 8 * 8);
+        for (index_t len; (len = std::min(chunk, (kc - p) / 8 * 8)) > 0; p += len) {
             for (int j = 0; j < NR; ++j)
                 for (index_t q = 0; q < len; q += 8)
                     _mm256_store_ps(stage + j * ld + q, _mm256_loadu_ps(src + j * cs + p + q));
@@ -106,10 +105,6 @@ void pack_b_panel_t_f32(const float* src, index_t cs, index_t kc, float* dst) {
                     float* d = dst + (p + q) * NR + 8 * h;
                     for (int c = 0; c < 8; ++c) _mm256_store_ps(d + c * NR, col[c]);
                 }
-            if (len < chunk) {
-                p += len;
-                break;
-            }
         }
     }
     if (sets_alias<float>(cs))

@@ -124,9 +124,9 @@ struct UkernelTable {
     // input x in the forward, dZ in dX = dZ W) and a packed or direct B (as
     // above), every epilogue: as fn, rows and half. Empty where a table has none.
     struct RowMajorA {
-        Ukernel<T> fn[math::kNumActivations];
+        RowKernels<T> fn;
         RowKernelTable<T> rows;
-        Ukernel<T> half[math::kNumActivations];
+        RowKernels<T> half;
     } direct_row_a{};
 };
 

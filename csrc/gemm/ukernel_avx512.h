@@ -256,11 +256,7 @@ struct Kernel {
 };
 template <class K, class T>
 constexpr RowKernels<T> per_activation() {
-    using math::Activation;
-    return {&K::template run<Activation::identity>,  &K::template run<Activation::relu>,
-            &K::template run<Activation::leaky_relu>, &K::template run<Activation::sigmoid>,
-            &K::template run<Activation::tanh>,       &K::template run<Activation::gelu>,
-            &K::template run<Activation::gelu_tanh>,  &K::template run<Activation::silu>};
+    return FUSEDPROP_UKERNEL_TABLE(K::template run);
 }
 
 // The rows table of a UkernelTable (ukernel.h): entry [r][activation] is the
@@ -298,12 +294,8 @@ template <class T, int MR, int NV>
 constexpr typename UkernelTable<T>::RowMajorA row_a_table() {
     typename UkernelTable<T>::RowMajorA t{};
     t.rows = rows_table<T, MR, NV, Operands::row_major_a>(std::make_integer_sequence<int, MR - 1>{});
-    const RowKernels<T> full = per_activation<Kernel<T, MR, NV, MR, NV, Operands::row_major_a>, T>();
-    const RowKernels<T> half = per_activation<Kernel<T, MR, NV / 2, MR, NV, Operands::row_major_a>, T>();
-    for (int act = 0; act < math::kNumActivations; ++act) {
-        t.fn[act] = full[static_cast<std::size_t>(act)];
-        t.half[act] = half[static_cast<std::size_t>(act)];
-    }
+    t.fn = per_activation<Kernel<T, MR, NV, MR, NV, Operands::row_major_a>, T>();
+    t.half = per_activation<Kernel<T, MR, NV / 2, MR, NV, Operands::row_major_a>, T>();
     return t;
 }
 
