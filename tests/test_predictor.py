@@ -77,15 +77,24 @@ def test_large_layers_across_the_cut_over(backend, rng):
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float64))
-def test_batch_shares_across_threads_give_the_same_bits(isa, rng, cpp_only, threads, dtype):
+@pytest.mark.parametrize("sizes, batches", [
+    ((64, 128, 96, 10), (23, 47, 48, 49, 61, 64, 100, 250)),
+    # a narrow last layer (7 outputs, k = 300) reads W unpacked up to 256
+    # rows with the AVX-512 kernels (gemm/config.h): batches whose shares
+    # would fall under that cut-over while the whole batch does not
+    ((64, 300, 7), (250, 256, 257, 300, 520, 600)),
+    ((64, 300, 3), (30, 300, 600)),  # 3 outputs: unpacked at any batch
+])
+def test_batch_shares_across_threads_give_the_same_bits(isa, rng, cpp_only, threads, dtype, sizes, batches):
     """At 2 and 3 threads a Predictor sends shares of the batch through the
     whole network at once (inference_plan.cpp): shares start at whole row
-    tiles of every ISA's kernels, so the bits are the 1-thread ones, for
-    batches below, at and above the split and with row-tile remainders."""
-    model = model_of("gelu", dtype, sizes=(64, 128, 96, 10))
+    tiles of every ISA's kernels and take each layer's path (skinny or
+    packed) that the whole batch takes, so the bits are the 1-thread ones,
+    for batches below, at and above the split and with row-tile remainders."""
+    model = model_of("gelu", dtype, sizes=sizes)
     pred = fp.Predictor(model)
     tol = 2e-5 if dtype == np.float32 else 1e-12
-    for batch in (23, 47, 48, 49, 61, 64, 100, 250):
+    for batch in batches:
         x = rng.uniform(-2, 2, (batch, 64)).astype(dtype)
         threads(1)
         alone = pred(x)

@@ -6,8 +6,10 @@ row-major B, as dZ W in the backward), every activation, f32 and f64, bias
 or none, the pre-activation store, rows around the cut-over and the kernels'
 2-row blocks, k below/at/above a vector and with a masked tail, n below/at/
 above the 8-output and 64-column blocks, strided and transposed inputs,
-strided outputs, on both ISAs; and the properties the path promises: the
-same bits at every thread count, and a row's bits independent of how many
+strided outputs, on every ISA; the AVX-512 build's 4 x 4 blocks (rows 4 to
+17) and its cut-over for narrow layers; and the properties the path
+promises: the same bits at every thread count (columns or rows split), on
+the AVX2 and the AVX-512 build, and a row's bits independent of how many
 rows come with it.
 """
 
@@ -181,3 +183,85 @@ def test_backward_takes_the_nn_path(isa, rng):
     np.testing.assert_allclose(gx, wgx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, wgw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gb, wgb, rtol=1e-12, atol=1e-12)
+
+
+# The AVX-512 build of the nt kernel takes 4 x 4 blocks (skinny_ymm.h): rows
+# in fours, then pairs and singles, columns in fours within blocks of 8.
+FOUR_ROWS = (4, 5, 6, 7, 8, 9, 12, 13, 17)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", FOUR_ROWS)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("n", (1, 3, 4, 5, 8, 9, 13, 65))
+def test_nt_four_row_blocks(isa, rng, dtype, m, k, n):
+    _core._set_skinny_max_rows(64)
+    x, w, b = data(rng, m, k, n, dtype)
+    y, saved = F.linear_forward(x, w, b, "silu")
+    want, want_saved = ref_backend.linear_forward(f64(x), f64(w), f64(b), "silu", 0.01)
+    tol = bound(x, w, b, dtype)
+    assert np.all(np.abs(y - want) <= tol)
+    assert np.all(np.abs(saved - want_saved) <= tol)
+    # each row's bits as when it is computed alone
+    for i in (0, m // 2, m - 1):
+        np.testing.assert_array_equal(F.linear(x[i:i + 1], w, b, "silu"), y[i:i + 1])
+
+
+def test_avx2_and_avx512_kernels_give_the_same_bits(rng):
+    """Both builds of skinny_ymm.h sum every output the same way (skinny.h)."""
+    isas = _core._available_isas()
+    if "avx512" not in isas or "avx2" not in isas:
+        pytest.skip("needs a CPU with both AVX2 and AVX-512")
+    previous = _core.gemm_kernel_info()["isa"]
+    _core._set_skinny_max_rows(64)
+    try:
+        for dtype in DTYPES:
+            for m, k, n in ((1, 33, 9), (3, 100, 17), (4, 7, 5), (5, 64, 33), (13, 300, 70), (17, 9, 130)):
+                x, w, b = data(rng, m, k, n, dtype)
+                got = {}
+                for name in ("avx2", "avx512"):
+                    _core._set_isa(name)
+                    got[name] = [F.linear_forward(x, w, b, act, negative_slope=0.2) for act in ACTIVATIONS]
+                for (y2, z2), (y5, z5) in zip(got["avx2"], got["avx512"]):
+                    np.testing.assert_array_equal(y2, y5)
+                    if z2 is not None:
+                        np.testing.assert_array_equal(z2, z5)
+    finally:
+        _core._set_isa(previous)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_layers_take_more_rows(isa, rng, dtype):
+    """With 4 x 4 blocks a layer of few outputs reads W unpacked at larger
+    batches (gemm/config.h): there a row's bits do not depend on the batch,
+    where the packed path's would."""
+    info = _core.gemm_kernel_info()
+    if isa == "avx512":
+        assert info["skinny_max_rows_narrow"] > info["skinny_max_rows_large_b"]
+        assert info["skinny_max_rows_few_outputs"] >= 1 << 20
+    else:
+        assert info["skinny_max_rows_narrow"] == info["skinny_max_rows"]
+    for m, k, n in ((info["skinny_max_rows_narrow"], 300, 10), (1000, 64, 4)):
+        skinny = m <= (info["skinny_max_rows_narrow"] if n > 4 else info["skinny_max_rows_few_outputs"])
+        x, w, b = data(rng, m, k, n, dtype)
+        y = F.linear(x, w, b, "tanh")
+        want = ref_backend.linear(f64(x), f64(w), f64(b), "tanh", 0.01, None)
+        assert np.all(np.abs(y - want) <= bound(x, w, b, dtype))
+        alone = np.concatenate([F.linear(x[i:i + 1], w, b, "tanh") for i in range(0, m, 37)])
+        if skinny:
+            np.testing.assert_array_equal(y[::37], alone)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_many_rows_of_a_small_b_split_over_threads(isa, rng, threads, dtype):
+    """A narrow layer at a large batch splits its rows over threads (B is too
+    small to split): the same bits at every thread count."""
+    _core._set_skinny_max_rows(1 << 20)
+    x, w, b = data(rng, 9001, 600, 3, dtype)  # 32 MFLOP: over the pool's threshold
+    threads(1)
+    one = F.linear(x, w, b, "relu")
+    want = ref_backend.linear(f64(x), f64(w), f64(b), "relu", 0.01, None)
+    assert np.all(np.abs(one - want) <= bound(x, w, b, dtype))
+    for t in (2, 3):
+        threads(t)
+        np.testing.assert_array_equal(F.linear(x, w, b, "relu"), one)

@@ -37,7 +37,10 @@
 // is fine, but do it here only.
 #pragma once
 
+#include <algorithm>
+
 #include "runtime/cpu_features.h"
+#include "runtime/matrix_ref.h"
 
 namespace fusedprop::gemm {
 
@@ -118,14 +121,38 @@ inline constexpr int kRowSplitMinRows = 144;
 inline constexpr int kSkinnyMaxRows = 4;
 inline constexpr int kSkinnyMaxRowsLargeB = 8;
 inline constexpr double kSkinnyLargeBBytes = 512.0 * 1024;
-constexpr int skinny_max_rows(double b_bytes) {
-    return b_bytes >= kSkinnyLargeBBytes ? kSkinnyMaxRowsLargeB : kSkinnyMaxRows;
+// With 4 x 4 nt blocks (the AVX-512 build of the kernels, skinny_ymm.h), a
+// layer of few outputs, where a packed tile is mostly padding, reads W
+// directly at larger batches too, against W^T packed ahead of time (as
+// fp.Predictor has it; packed per call the skinny side wins by more).
+// Measured with one-layer Predictors at 1 thread (Zen 4, 2026-12-07;
+// packed time / skinny time, f32):
+//   n = 1, k = 64..512: 1.2-3.2 at every m from 4 to 1024; n = 4, k = 128: 1.2-2.5
+//   n = 10, k = 512: 1.1-1.3 up to m = 256, 0.95-0.99 at 512-1024;
+//           k = 256: 1.0-1.4 up to 256;  k = 128: 1.0-1.2 up to 16, 0.7-0.9 above
+//   n = 12 and 16: no better than the rows rule above
+// so: any batch for up to 4 outputs; up to 256 rows for up to 10 outputs
+// once k >= 256.
+inline constexpr index_t kSkinnyFewCols = 4;
+inline constexpr index_t kSkinnyNarrowCols = 10;
+inline constexpr index_t kSkinnyNarrowMinK = 256;
+inline constexpr int kSkinnyNarrowMaxRows = 256;
+inline constexpr int kSkinnyAnyRows = 1 << 30;
+constexpr int skinny_max_rows(double b_bytes, index_t k, index_t n, bool four_row_nt) {
+    const int rows = b_bytes >= kSkinnyLargeBBytes ? kSkinnyMaxRowsLargeB : kSkinnyMaxRows;
+    if (!four_row_nt) return rows;
+    if (n <= kSkinnyFewCols) return kSkinnyAnyRows;
+    if (n <= kSkinnyNarrowCols && k >= kSkinnyNarrowMinK) return std::max(rows, kSkinnyNarrowMaxRows);
+    return rows;
 }
 // The skinny kernels split B's columns over threads (in chunks of this many
 // columns) once B holds this many bytes: below it one core reads B faster
-// than the pool wakes up.
+// than the pool wakes up. A smaller B with many rows (a narrow layer at a
+// large batch) has its rows split instead, once the product holds
+// kParallelFlopThreshold flops, in blocks of kSkinnyRowChunk rows.
 inline constexpr double kSkinnyParallelBytes = 1.0e6;
 inline constexpr int kSkinnyColumnChunk = 64;
+inline constexpr int kSkinnyRowChunk = 32;
 
 // Direct operands (ukernel.h): where the active kernels have them (AVX-512),
 // a column-major A or a row-major B, the layouts of the backward's products

@@ -51,6 +51,9 @@ template <class T>
 const SkinnyKernels<T>& active_skinny();
 template <>
 const SkinnyKernels<float>& active_skinny<float>() {
+#if defined(FUSEDPROP_HAVE_AVX512)
+    if (active_isa_id() == Isa::avx512) return kSkinnyF32Avx512;
+#endif
 #if defined(FUSEDPROP_HAVE_AVX2)
     if (active_isa_id() != Isa::reference) return kSkinnyF32Avx2;
 #endif
@@ -58,6 +61,9 @@ const SkinnyKernels<float>& active_skinny<float>() {
 }
 template <>
 const SkinnyKernels<double>& active_skinny<double>() {
+#if defined(FUSEDPROP_HAVE_AVX512)
+    if (active_isa_id() == Isa::avx512) return kSkinnyF64Avx512;
+#endif
 #if defined(FUSEDPROP_HAVE_AVX2)
     if (active_isa_id() != Isa::reference) return kSkinnyF64Avx2;
 #endif
@@ -70,28 +76,29 @@ std::atomic<int> g_rows_override{-1};
 
 }  // namespace
 
-int skinny_rows_cutover(double b_bytes) {
+int skinny_rows_cutover(double b_bytes, index_t k, index_t n, bool nt) {
     const int o = g_rows_override.load(std::memory_order_relaxed);
-    return o >= 0 ? o : skinny_max_rows(b_bytes);
+    return o >= 0 ? o : skinny_max_rows(b_bytes, k, n, nt && active_skinny<float>().four_row_nt);
 }
 
 void set_skinny_max_rows(int rows) { g_rows_override.store(rows < 0 ? -1 : rows, std::memory_order_relaxed); }
 
-const SkinnyKernels<float> kSkinnyF32Ref = {&skinny_nt_ref<float>, &skinny_nn_ref<float>};
-const SkinnyKernels<double> kSkinnyF64Ref = {&skinny_nt_ref<double>, &skinny_nn_ref<double>};
+const SkinnyKernels<float> kSkinnyF32Ref = {&skinny_nt_ref<float>, &skinny_nn_ref<float>, false};
+const SkinnyKernels<double> kSkinnyF64Ref = {&skinny_nt_ref<double>, &skinny_nn_ref<double>, false};
 
 template <class T>
 bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep,
                  int max_threads) {
     const index_t m = c.rows, n = c.cols, k = a.cols;
     const double b_bytes = double(n) * double(k) * double(sizeof(T));
-    if (m > skinny_rows_cutover(b_bytes) || m == 0 || n == 0 || k == 0) return false;
+    if (m == 0 || n == 0 || k == 0) return false;
     if (c.col_stride != 1 || (ep.z.data != nullptr && ep.z.col_stride != 1)) return false;
     // nt when W's rows are contiguous (B = W^T), nn when B's rows are; the
     // one-column and one-row cases fit both and take nt.
     const bool nt = b.row_stride == 1 || k == 1;
     const bool nn = !nt && (b.col_stride == 1 || n == 1);
     if (!nt && !nn) return false;
+    if (m > skinny_rows_cutover(b_bytes, k, n, nt)) return false;
 
     SkinnyArgs<T> args;
     args.m = m;
@@ -132,12 +139,38 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
     // enough to pay for waking the pool. Columns are dealt in whole chunks,
     // so every element is computed the same way at any thread count.
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
-    if (b_bytes < kSkinnyParallelBytes) threads = 1;
+    args.j0 = 0;
+    args.j1 = n;
+    if (b_bytes < kSkinnyParallelBytes) {
+        // A small B (a narrow layer): many rows are split instead, each row
+        // computed as it would be alone.
+        const index_t row_chunks = ceil_div(m, kSkinnyRowChunk);
+        if (threads == 1 || row_chunks == 1 || 2.0 * double(m) * double(k) * double(n) < kParallelFlopThreshold) {
+            kernel(args);
+            return true;
+        }
+        const index_t tasks = std::min<index_t>(row_chunks, kTasksPerThread * threads);
+        runtime::parallel_for(
+            static_cast<std::size_t>(tasks),
+            [&](std::size_t t) {
+                const index_t per = row_chunks / tasks, extra = row_chunks % tasks, ti = static_cast<index_t>(t);
+                const index_t first = ti * per + std::min(ti, extra);
+                const index_t i0 = first * kSkinnyRowChunk;
+                const index_t i1 = std::min(m, (first + per + (ti < extra ? 1 : 0)) * kSkinnyRowChunk);
+                if (i1 <= i0) return;
+                SkinnyArgs<T> part = args;
+                part.m = i1 - i0;
+                part.a = args.a + i0 * args.rs_a;
+                part.c = args.c + i0 * args.rs_c;
+                if (part.z != nullptr) part.z = args.z + i0 * args.rs_z;
+                kernel(part);
+            },
+            threads);
+        return true;
+    }
     const index_t chunk = kSkinnyColumnChunk;
     const index_t chunks = ceil_div(n, chunk);
     if (threads == 1 || chunks == 1) {
-        args.j0 = 0;
-        args.j1 = n;
         kernel(args);
         return true;
     }

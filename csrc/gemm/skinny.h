@@ -60,24 +60,31 @@ using SkinnyKernel = void (*)(const SkinnyArgs<T>&);
 template <class T>
 struct SkinnyKernels {
     SkinnyKernel<T> nt, nn;
+    bool four_row_nt;  // nt in 4 x 4 blocks: config.h's skinny_max_rows takes more rows of narrow layers
 };
 
-// Defined in skinny.cpp (portable) and skinny_avx2.cpp (-mavx2 -mfma).
+// Defined in skinny.cpp (portable), skinny_avx2.cpp (-mavx2 -mfma) and
+// skinny_avx512.cpp (the AVX-512 flags; the same bits as the AVX2 ones).
 extern const SkinnyKernels<float> kSkinnyF32Ref;
 extern const SkinnyKernels<double> kSkinnyF64Ref;
 #if defined(FUSEDPROP_HAVE_AVX2)
 extern const SkinnyKernels<float> kSkinnyF32Avx2;
 extern const SkinnyKernels<double> kSkinnyF64Avx2;
 #endif
+#if defined(FUSEDPROP_HAVE_AVX512)
+extern const SkinnyKernels<float> kSkinnyF32Avx512;
+extern const SkinnyKernels<double> kSkinnyF64Avx512;
+#endif
 
 // Computes c = epilogue(a * b) and returns true when m is at most the active
 // ISA's cut-over and the layouts fit (b with a unit stride one way or the
 // other, c and ep.z with unit column strides); otherwise does nothing and
 // returns false. Same contract as gemm() otherwise (called from it).
-// The cut-over in force for a B of that many bytes: config.h's
-// skinny_max_rows, unless a test or a tuning run set another with
-// set_skinny_max_rows (-1 restores the table; 0 turns the skinny path off).
-int skinny_rows_cutover(double b_bytes);
+// The cut-over in force for a k x n B of that many bytes, in the nt layout
+// or not, with the active kernels: config.h's skinny_max_rows, unless a test
+// or a tuning run set another with set_skinny_max_rows (-1 restores the
+// table; 0 turns the skinny path off).
+int skinny_rows_cutover(double b_bytes, index_t k, index_t n, bool nt);
 void set_skinny_max_rows(int rows);
 
 template <class T>

@@ -6,6 +6,7 @@
 
 #include "gemm/config.h"
 #include "gemm/dispatch.h"
+#include "gemm/skinny.h"
 #include "layers/linear_forward.h"
 #include "runtime/thread_pool.h"
 
@@ -71,18 +72,18 @@ void InferencePlan<T>::forward(MatrixRef<const T> x, const std::vector<Inference
     // GEMM wakes it per layer, and a small net's layers are each too small
     // to split at all). Shares start at whole row tiles (MR) and hold at
     // least kSplitRows rows, so every row lands in the tile, and the kernel,
-    // it has in one call over the batch (no share falls to the skinny path,
-    // gemm/config.h): the same bits at every thread count. Measured on the
+    // it has in one call over the batch; and no share crosses a layer's
+    // skinny cut-over (gemm/config.h) that the whole batch does not, else
+    // the batch runs unsplit: the same bits at every thread count. Measured on the
     // Zen 4 machine (2026-12-07), 2 threads against 1: 64-128-128-10 1.73x
     // at batch 64 (split per layer: none, each GEMM under the pool's
     // threshold) and 1.78x at 1024; 784-256-256-10 1.79x / 1.99x;
     // 784-1024-1024-10 1.84x / 2.00x.
-    static_assert(kSplitRows > gemm::kSkinnyMaxRowsLargeB, "a share of the batch must not take the skinny path");
     const int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     const index_t mr = gemm::active_table<T>().mr;
     const index_t tiles = batch / mr;  // whole tiles; the rest joins the last share
     const index_t parts = std::min<index_t>(threads, tiles * mr / kSplitRows);
-    if (parts < 2 || flops(batch) < kSplitFlops) {
+    if (parts < 2 || flops(batch) < kSplitFlops || !shares_keep_paths(batch, (tiles / parts) * mr)) {
         chain(0, batch, max_threads);
     } else {
         runtime::parallel_for(
@@ -103,6 +104,19 @@ double InferencePlan<T>::flops(index_t batch) const {
     double f = 0;
     for (const LayerShape& s : layers_) f += 2.0 * double(batch) * double(s.in_features) * double(s.out_features);
     return f;
+}
+
+// Whether every layer takes the same path (skinny or packed) for a share of
+// at least `smallest` rows as for the whole batch: the cut-over is a rows
+// bound, so a share can only fall under it when the batch does not.
+template <class T>
+bool InferencePlan<T>::shares_keep_paths(index_t batch, index_t smallest) const {
+    for (const LayerShape& s : layers_) {
+        const double b_bytes = double(s.in_features) * double(s.out_features) * double(sizeof(T));
+        const int cut = gemm::skinny_rows_cutover(b_bytes, s.in_features, s.out_features, true);
+        if ((batch <= cut) != (smallest <= cut)) return false;
+    }
+    return true;
 }
 
 template class InferencePlan<float>;

@@ -48,7 +48,8 @@ public:
     const std::vector<LayerShape>& layers() const { return layers_; }
 
     // forward() at several threads splits the batch in shares of at least
-    // this many rows (above any skinny cut-over, gemm/config.h), when the
+    // this many rows (above the skinny rows cut-over of wide layers,
+    // gemm/config.h; narrow ones are checked per call), when the
     // whole pass costs at least kSplitFlops (below, the pool's wake-up is
     // most of the gain). See inference_plan.cpp.
     static constexpr index_t kSplitRows = 24;
@@ -56,6 +57,7 @@ public:
 
 private:
     double flops(index_t batch) const;
+    bool shares_keep_paths(index_t batch, index_t smallest) const;
     struct Buffers {
         runtime::AlignedBuffer<T> ping, pong;
     };
