@@ -185,6 +185,25 @@ def test_bad_input(backend, rng):
         pred("not an array")
 
 
+def test_the_plan_checks_bound_and_given_weights(rng, cpp_only):
+    """A Predictor's weights are checked once, when bound to its plan; the
+    plan's own errors for weights missing, of the wrong kind or shape."""
+    core = fp.backends.core_module()
+    plan = core.InferencePlan("Predictor", "float32", [("relu", 0.01, True, 3, 4)])
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="none bound"):
+        plan.forward(x)
+    with pytest.raises(TypeError, match="params must be a list"):
+        plan.forward(x, (np.zeros((4, 3), np.float32), np.zeros(4, np.float32)))
+    with pytest.raises(ValueError, match="expected"):
+        plan.bind([np.zeros((4, 2), np.float32), np.zeros(4, np.float32)])
+    w, b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    plan.bind([w, b])
+    want = plan.forward(x, [w, b])
+    del w, b  # the plan keeps the bound arrays alive
+    np.testing.assert_array_equal(plan.forward(x), want)
+
+
 def test_a_stale_packing_is_never_used(rng, cpp_only):
     """W^T packed for one ISA's kernels, then the ISA switched: still right."""
     core = fp.backends.core_module()

@@ -2,8 +2,9 @@
 // _core.InferencePlan (a chain of fused layers in one call,
 // train/inference_plan.h), driven by fusedprop.Predictor and fp.predict.
 //
-// The weights are checked on every call (cheap next to any layer), then the
-// whole chain runs with the GIL released.
+// The weights are checked on every call (cheap next to any layer), or once
+// when bound to the plan (a Predictor's snapshot); then the whole chain runs
+// with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -90,36 +91,51 @@ public:
     }
 
     // x: (..., in_features) of the plan's dtype, any strides; params: [W0, b0
-    // or None, W1, ...]; packed: None or one PackedWeight (or None) per layer.
-    // Returns a new (..., out_features) array.
-    py::array forward(py::handle x_obj, const py::list& params, py::handle packed) const {
-        return std::visit([&](const auto& plan) { return run(*plan, x_obj, params, packed); }, plan_);
+    // or None, W1, ...], or None for the weights bound with bind(); packed:
+    // None or one PackedWeight (or None) per layer. Returns a new
+    // (..., out_features) array.
+    py::array forward(py::handle x_obj, py::handle params, py::handle packed) const {
+        return std::visit(
+            [&](const auto& plan) {
+                using T = typename std::decay_t<decltype(*plan)>::value_type;
+                if (!params.is_none()) {
+                    if (!py::isinstance<py::list>(params))
+                        throw py::type_error(fn_ + ": params must be a list, got " + type_name(params));
+                    return run(*plan, x_obj, weights<T>(*plan, py::reinterpret_borrow<py::list>(params), packed));
+                }
+                if (!bound_refs_) throw py::value_error(fn_ + ": no weights given and none bound");
+                return run(*plan, x_obj, std::get<std::vector<train::InferenceWeights<T>>>(bound_));
+            },
+            plan_);
+    }
+
+    // Checks the weights once and keeps them (and references to them) for
+    // forward(x) without params: a plan whose weights never change (a
+    // Predictor's snapshot) then pays for the checks once, not per call.
+    // Call before the plan is shared: not while forward() runs.
+    void bind(const py::list& params, py::handle packed) {
+        std::visit(
+            [&](const auto& plan) {
+                using T = typename std::decay_t<decltype(*plan)>::value_type;
+                bound_ = weights<T>(*plan, params, packed);
+            },
+            plan_);
+        bound_refs_ = py::make_tuple(params, packed);
     }
 
 private:
     template <class T>
-    py::array run(const train::InferencePlan<T>& plan, py::handle x_obj, const py::list& params,
-                  py::handle packed_obj) const {
+    std::vector<train::InferenceWeights<T>> weights(const train::InferencePlan<T>& plan, const py::list& params,
+                                                    py::handle packed_obj) const {
         const auto& shapes = plan.layers();
-        const char* fn = fn_.c_str();
-        DType dt;
-        py::array x = check_array(fn, "x", x_obj, &dt);
-        if (dt != (sizeof(T) == 4 ? DType::f32 : DType::f64))
-            throw py::type_error(fn_ + ": x has dtype " + dtype_str(x) + " but the model is " +
-                                 (sizeof(T) == 4 ? "float32" : "float64") + "; convert it with .astype()");
-        const index_t n_in = shapes.front().in_features, n_out = shapes.back().out_features;
-        if (x.ndim() < 1 || x.shape(x.ndim() - 1) != n_in)
-            throw py::value_error(fn_ + ": x must have shape (..., " + std::to_string(n_in) + "), got " +
-                                  shape_str(x));
-        MatrixRef<const T> xm;
-        py::object keep;
-        flatten_leading<const T>(fn, x, &xm, &keep);
-
+        const DType dt = sizeof(T) == 4 ? DType::f32 : DType::f64;
         if (py::len(params) != 2 * shapes.size())
             throw py::value_error(fn_ + ": expected a weight and a bias slot per layer");
         const bool have_packed = !packed_obj.is_none();
         py::list packed;
         if (have_packed) {
+            if (!py::isinstance<py::list>(packed_obj))
+                throw py::type_error(fn_ + ": packed must be a list, got " + type_name(packed_obj));
             packed = py::reinterpret_borrow<py::list>(packed_obj);
             if (py::len(packed) != shapes.size()) throw py::value_error(fn_ + ": expected one packed slot per layer");
         }
@@ -136,6 +152,26 @@ private:
                 weights[l].packed_wt = pw.get<T>();
             }
         }
+        return weights;
+    }
+
+    template <class T>
+    py::array run(const train::InferencePlan<T>& plan, py::handle x_obj,
+                  const std::vector<train::InferenceWeights<T>>& weights) const {
+        const auto& shapes = plan.layers();
+        const char* fn = fn_.c_str();
+        DType dt;
+        py::array x = check_array(fn, "x", x_obj, &dt);
+        if (dt != (sizeof(T) == 4 ? DType::f32 : DType::f64))
+            throw py::type_error(fn_ + ": x has dtype " + dtype_str(x) + " but the model is " +
+                                 (sizeof(T) == 4 ? "float32" : "float64") + "; convert it with .astype()");
+        const index_t n_in = shapes.front().in_features, n_out = shapes.back().out_features;
+        if (x.ndim() < 1 || x.shape(x.ndim() - 1) != n_in)
+            throw py::value_error(fn_ + ": x must have shape (..., " + std::to_string(n_in) + "), got " +
+                                  shape_str(x));
+        MatrixRef<const T> xm;
+        py::object keep;
+        flatten_leading<const T>(fn, x, &xm, &keep);
 
         std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
         shape.back() = n_out;
@@ -150,6 +186,8 @@ private:
 
     std::string fn_;
     std::variant<std::unique_ptr<train::InferencePlan<float>>, std::unique_ptr<train::InferencePlan<double>>> plan_;
+    std::variant<std::vector<train::InferenceWeights<float>>, std::vector<train::InferenceWeights<double>>> bound_;
+    py::object bound_refs_;  // the bound arrays, kept alive while the plan is
 };
 
 }  // namespace
@@ -166,7 +204,9 @@ void register_infer(py::module_& m) {
                               "A chain of fused layers run in one call (private: use fusedprop.Predictor)")
         .def(py::init<const std::string&, const std::string&, const std::vector<py::tuple>&>(), py::arg("fn"),
              py::arg("dtype"), py::arg("layers"))
-        .def("forward", &InferencePlan::forward, py::arg("x"), py::arg("params"), py::arg("packed") = py::none());
+        .def("forward", &InferencePlan::forward, py::arg("x"), py::arg("params") = py::none(),
+             py::arg("packed") = py::none())
+        .def("bind", &InferencePlan::bind, py::arg("params"), py::arg("packed") = py::none());
 }
 
 }  // namespace fusedprop::bindings

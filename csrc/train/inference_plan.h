@@ -38,6 +38,7 @@ struct InferenceWeights {
 template <class T>
 class InferencePlan {
 public:
+    using value_type = T;
     explicit InferencePlan(std::vector<LayerShape> layers);
 
     // out (batch x out_features of the last layer, any strides with a unit

@@ -68,10 +68,11 @@ class Predictor:
             core = backends.core_module()
             plan = core.InferencePlan("Predictor", str(dtype), _layer_tuples(layers))
             packed = [core.PackedWeight(w) for w in params[0::2]]
+            plan.bind(params, packed)  # checked once: the snapshot never changes
         with self._lock:
             # One tuple, swapped whole: a call running meanwhile sees the old
             # snapshot or the new one, never a mix.
-            self._snapshot = (layers, dtype, params, plan, packed, backends.current.NAME)
+            self._snapshot = (layers, dtype, params, plan, packed, backends.current.NAME, plan)
         return self
 
     def _refresh_ops(self, ops) -> "Predictor":
@@ -86,11 +87,12 @@ class Predictor:
         if backends.current.NAME == "cpp":
             plan = backends.core_module().SequencePlan(str(dtype), _sequence.op_tuples(ops), "mse", "mean", 0.0)
         with self._lock:
-            self._snapshot = (ops, dtype, params, plan, _sequence.eval_extras(ops, buffers), backends.current.NAME)
+            self._snapshot = (ops, dtype, params, plan, _sequence.eval_extras(ops, buffers), backends.current.NAME,
+                              None)
         return self
 
     def _call_ops(self, x) -> np.ndarray:
-        ops, dtype, params, plan, extras, backend = self._snapshot
+        ops, dtype, params, plan, extras, backend, _ = self._snapshot
         x = _as_input(x, dtype, ops[0].width_in)
         if x.ndim != 2 and any(op.kind == "batch_norm" for op in ops):
             raise ValueError(f"Predictor: a model with BatchNorm1d takes x of shape (batch, {ops[0].width_in}) "
@@ -119,12 +121,16 @@ class Predictor:
         return self._snapshot[0][-1].linear.out_features
 
     def __call__(self, x) -> np.ndarray:
+        layers, dtype, params, plan, packed, backend, bound = self._snapshot
+        # The common call, an array of the model's dtype on the cpp backend:
+        # straight to the plan with its bound weights (it checks x's shape).
+        if bound is not None and x.__class__ is np.ndarray and x.dtype == dtype and backends.current.NAME == "cpp":
+            return bound.forward(x)
         if self._is_ops():
             return self._call_ops(x)
-        layers, dtype, params, plan, packed, backend = self._snapshot
         x = _as_input(x, dtype, layers[0].linear.in_features)
         if plan is not None and backends.current.NAME == backend:
-            return plan.forward(x, params, packed)
+            return plan.forward(x)
         for s, w, b in zip(layers, params[0::2], params[1::2]):
             x = F.linear(x, w, b, s.activation, negative_slope=s.negative_slope)
         return x
