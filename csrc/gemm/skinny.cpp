@@ -72,6 +72,24 @@ const SkinnyKernels<double>& active_skinny<double>() {
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
+// Runs fn(begin, end) on the pool for [0, total) cut into `chunks` whole
+// chunks of `chunk` (the last one short), dealt as evenly as they go to at
+// most kTasksPerThread tasks per thread: whole chunks, so every element is
+// computed the same way at any thread count.
+template <class F>
+void deal_chunks(index_t chunks, index_t chunk, index_t total, int threads, const F& fn) {
+    const index_t tasks = std::min<index_t>(chunks, kTasksPerThread * threads);
+    runtime::parallel_for(
+        static_cast<std::size_t>(tasks),
+        [&](std::size_t t) {
+            const index_t per = chunks / tasks, extra = chunks % tasks, ti = static_cast<index_t>(t);
+            const index_t first = ti * per + std::min(ti, extra);
+            const index_t begin = first * chunk, end = std::min(total, (first + per + (ti < extra ? 1 : 0)) * chunk);
+            if (end > begin) fn(begin, end);
+        },
+        threads);
+}
+
 std::atomic<int> g_rows_override{-1};
 
 }  // namespace
@@ -136,8 +154,8 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
 
     const SkinnyKernel<T> kernel = nt ? active_skinny<T>().nt : active_skinny<T>().nn;
     // Reading B dominates: split its columns over threads once B is large
-    // enough to pay for waking the pool. Columns are dealt in whole chunks,
-    // so every element is computed the same way at any thread count.
+    // enough to pay for waking the pool (deal_chunks: the same bits at any
+    // thread count).
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     args.j0 = 0;
     args.j1 = n;
@@ -149,43 +167,27 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
             kernel(args);
             return true;
         }
-        const index_t tasks = std::min<index_t>(row_chunks, kTasksPerThread * threads);
-        runtime::parallel_for(
-            static_cast<std::size_t>(tasks),
-            [&](std::size_t t) {
-                const index_t per = row_chunks / tasks, extra = row_chunks % tasks, ti = static_cast<index_t>(t);
-                const index_t first = ti * per + std::min(ti, extra);
-                const index_t i0 = first * kSkinnyRowChunk;
-                const index_t i1 = std::min(m, (first + per + (ti < extra ? 1 : 0)) * kSkinnyRowChunk);
-                if (i1 <= i0) return;
-                SkinnyArgs<T> part = args;
-                part.m = i1 - i0;
-                part.a = args.a + i0 * args.rs_a;
-                part.c = args.c + i0 * args.rs_c;
-                if (part.z != nullptr) part.z = args.z + i0 * args.rs_z;
-                kernel(part);
-            },
-            threads);
+        deal_chunks(row_chunks, kSkinnyRowChunk, m, threads, [&](index_t i0, index_t i1) {
+            SkinnyArgs<T> part = args;
+            part.m = i1 - i0;
+            part.a = args.a + i0 * args.rs_a;
+            part.c = args.c + i0 * args.rs_c;
+            if (part.z != nullptr) part.z = args.z + i0 * args.rs_z;
+            kernel(part);
+        });
         return true;
     }
-    const index_t chunk = kSkinnyColumnChunk;
-    const index_t chunks = ceil_div(n, chunk);
+    const index_t chunks = ceil_div(n, kSkinnyColumnChunk);
     if (threads == 1 || chunks == 1) {
         kernel(args);
         return true;
     }
-    const index_t tasks = std::min<index_t>(chunks, kTasksPerThread * threads);
-    runtime::parallel_for(
-        static_cast<std::size_t>(tasks),
-        [&](std::size_t t) {
-            SkinnyArgs<T> part = args;
-            const index_t per = chunks / tasks, extra = chunks % tasks, ti = static_cast<index_t>(t);
-            const index_t first = ti * per + std::min(ti, extra);
-            part.j0 = first * chunk;
-            part.j1 = std::min(n, (first + per + (ti < extra ? 1 : 0)) * chunk);
-            if (part.j1 > part.j0) kernel(part);
-        },
-        threads);
+    deal_chunks(chunks, kSkinnyColumnChunk, n, threads, [&](index_t j0, index_t j1) {
+        SkinnyArgs<T> part = args;
+        part.j0 = j0;
+        part.j1 = j1;
+        kernel(part);
+    });
     return true;
 }
 

@@ -4,11 +4,7 @@
 
 namespace fusedprop::gemm {
 
-using skinny_ymm::by_activation;
-using skinny_ymm::Nn;
-using skinny_ymm::Nt;
-
-const SkinnyKernels<float> kSkinnyF32Avx2 = {&by_activation<float, Nt>, &by_activation<float, Nn>, skinny_ymm::kFourRowBlocks};
-const SkinnyKernels<double> kSkinnyF64Avx2 = {&by_activation<double, Nt>, &by_activation<double, Nn>, skinny_ymm::kFourRowBlocks};
+const SkinnyKernels<float> kSkinnyF32Avx2 = skinny_ymm::table<float>();
+const SkinnyKernels<double> kSkinnyF64Avx2 = skinny_ymm::table<double>();
 
 }  // namespace fusedprop::gemm

@@ -213,5 +213,11 @@ struct Nn {
     static void run(const SkinnyArgs<T>& p) { skinny_nn<T, A>(p); }
 };
 
+// The SkinnyKernels table of this build (skinny.h).
+template <class T>
+constexpr SkinnyKernels<T> table() {
+    return {&by_activation<T, Nt>, &by_activation<T, Nn>, kFourRowBlocks};
+}
+
 }  // namespace FUSEDPROP_ISA_TAG
 }  // namespace fusedprop::gemm::skinny_ymm
