@@ -94,12 +94,12 @@ void register_gemm(py::module_& m) {
         d["gemm_f32_blocks"] = blocks_dict(k.config->f32);
         d["gemm_f64_blocks"] = blocks_dict(k.config->f64);
         d["gemm_parallel_flop_threshold"] = gemm::kParallelFlopThreshold;
-        // The rows cut-over of a B of 64 outputs (small, large), and of a
-        // narrow layer (10 outputs, k = 512) and one of 4 outputs (k = 64).
-        d["skinny_max_rows"] = gemm::skinny_rows_cutover(0, 1, 64, true);
-        d["skinny_max_rows_large_b"] = gemm::skinny_rows_cutover(gemm::kSkinnyLargeBBytes, 1 << 20, 64, true);
-        d["skinny_max_rows_narrow"] = gemm::skinny_rows_cutover(0, 512, gemm::kSkinnyNarrowCols, true);
-        d["skinny_max_rows_few_outputs"] = gemm::skinny_rows_cutover(0, 64, gemm::kSkinnyFewCols, true);
+        // The f32 rows cut-over of a layer of 64 outputs (a small and a large
+        // B), of a narrow one (10 outputs, k = 512) and of one of 4 outputs.
+        d["skinny_max_rows"] = gemm::skinny_rows_cutover(1, 64, 4, true);
+        d["skinny_max_rows_large_b"] = gemm::skinny_rows_cutover(1 << 20, 64, 4, true);
+        d["skinny_max_rows_narrow"] = gemm::skinny_rows_cutover(512, gemm::kSkinnyNarrowCols, 4, true);
+        d["skinny_max_rows_few_outputs"] = gemm::skinny_rows_cutover(64, gemm::kSkinnyFewCols, 4, true);
         // Direct (unpacked) operands: whether the active kernels have them,
         // and the longest K block each operand is read unpacked at.
         const bool direct = k.f32->direct[k.f32->mr] != nullptr && gemm::direct_operands_mode() != 0;

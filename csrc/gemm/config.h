@@ -38,6 +38,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 
 #include "runtime/cpu_features.h"
 #include "runtime/matrix_ref.h"
@@ -138,7 +139,8 @@ inline constexpr index_t kSkinnyNarrowCols = 10;
 inline constexpr index_t kSkinnyNarrowMinK = 256;
 inline constexpr int kSkinnyNarrowMaxRows = 256;
 inline constexpr int kSkinnyAnyRows = 1 << 30;
-constexpr int skinny_max_rows(double b_bytes, index_t k, index_t n, bool four_row_nt) {
+constexpr int skinny_max_rows(index_t k, index_t n, std::size_t elem_size, bool four_row_nt) {
+    const double b_bytes = double(k) * double(n) * double(elem_size);
     const int rows = b_bytes >= kSkinnyLargeBBytes ? kSkinnyMaxRowsLargeB : kSkinnyMaxRows;
     if (!four_row_nt) return rows;
     if (n <= kSkinnyFewCols) return kSkinnyAnyRows;

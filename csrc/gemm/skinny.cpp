@@ -94,9 +94,9 @@ std::atomic<int> g_rows_override{-1};
 
 }  // namespace
 
-int skinny_rows_cutover(double b_bytes, index_t k, index_t n, bool nt) {
+int skinny_rows_cutover(index_t k, index_t n, std::size_t elem_size, bool nt) {
     const int o = g_rows_override.load(std::memory_order_relaxed);
-    return o >= 0 ? o : skinny_max_rows(b_bytes, k, n, nt && active_skinny<float>().four_row_nt);
+    return o >= 0 ? o : skinny_max_rows(k, n, elem_size, nt && active_skinny<float>().four_row_nt);
 }
 
 void set_skinny_max_rows(int rows) { g_rows_override.store(rows < 0 ? -1 : rows, std::memory_order_relaxed); }
@@ -116,7 +116,7 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
     const bool nt = b.row_stride == 1 || k == 1;
     const bool nn = !nt && (b.col_stride == 1 || n == 1);
     if (!nt && !nn) return false;
-    if (m > skinny_rows_cutover(b_bytes, k, n, nt)) return false;
+    if (m > skinny_rows_cutover(k, n, sizeof(T), nt)) return false;
 
     SkinnyArgs<T> args;
     args.m = m;

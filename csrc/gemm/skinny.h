@@ -80,11 +80,11 @@ extern const SkinnyKernels<double> kSkinnyF64Avx512;
 // ISA's cut-over and the layouts fit (b with a unit stride one way or the
 // other, c and ep.z with unit column strides); otherwise does nothing and
 // returns false. Same contract as gemm() otherwise (called from it).
-// The cut-over in force for a k x n B of that many bytes, in the nt layout
-// or not, with the active kernels: config.h's skinny_max_rows, unless a test
-// or a tuning run set another with set_skinny_max_rows (-1 restores the
-// table; 0 turns the skinny path off).
-int skinny_rows_cutover(double b_bytes, index_t k, index_t n, bool nt);
+// The cut-over in force for a k x n B of elem_size-byte elements, in the nt
+// layout or not, with the active kernels: config.h's skinny_max_rows, unless
+// a test or a tuning run set another with set_skinny_max_rows (-1 restores
+// the table; 0 turns the skinny path off).
+int skinny_rows_cutover(index_t k, index_t n, std::size_t elem_size, bool nt);
 void set_skinny_max_rows(int rows);
 
 template <class T>

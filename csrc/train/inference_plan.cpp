@@ -112,8 +112,7 @@ double InferencePlan<T>::flops(index_t batch) const {
 template <class T>
 bool InferencePlan<T>::shares_keep_paths(index_t batch, index_t smallest) const {
     for (const LayerShape& s : layers_) {
-        const double b_bytes = double(s.in_features) * double(s.out_features) * double(sizeof(T));
-        const int cut = gemm::skinny_rows_cutover(b_bytes, s.in_features, s.out_features, true);
+        const int cut = gemm::skinny_rows_cutover(s.in_features, s.out_features, sizeof(T), true);
         if ((batch <= cut) != (smallest <= cut)) return false;
     }
     return true;

@@ -71,7 +71,8 @@ class Predictor:
             plan.bind(params, packed)  # checked once: the snapshot never changes
         with self._lock:
             # One tuple, swapped whole: a call running meanwhile sees the old
-            # snapshot or the new one, never a mix.
+            # snapshot or the new one, never a mix. The last item: the plan
+            # that runs on x alone (its weights bound), or None.
             self._snapshot = (layers, dtype, params, plan, packed, backends.current.NAME, plan)
         return self
 
@@ -121,7 +122,7 @@ class Predictor:
         return self._snapshot[0][-1].linear.out_features
 
     def __call__(self, x) -> np.ndarray:
-        layers, dtype, params, plan, packed, backend, bound = self._snapshot
+        layers, dtype, params, _, _, _, bound = self._snapshot
         # The common call, an array of the model's dtype on the cpp backend:
         # straight to the plan with its bound weights (it checks x's shape).
         if bound is not None and x.__class__ is np.ndarray and x.dtype == dtype and backends.current.NAME == "cpp":
@@ -129,8 +130,8 @@ class Predictor:
         if self._is_ops():
             return self._call_ops(x)
         x = _as_input(x, dtype, layers[0].linear.in_features)
-        if plan is not None and backends.current.NAME == backend:
-            return plan.forward(x)
+        if bound is not None and backends.current.NAME == "cpp":
+            return bound.forward(x)
         for s, w, b in zip(layers, params[0::2], params[1::2]):
             x = F.linear(x, w, b, s.activation, negative_slope=s.negative_slope)
         return x
