@@ -101,6 +101,26 @@ def test_backend_adam_step_equals_numpy(backend, rng, dtype, config):
         np.testing.assert_allclose(a, b, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backend_adam_multiplies_by_the_reciprocal_bias_correction(backend, rng, dtype):
+    """Every backend forms denom = sqrt(v) * (1 / sqrt(1 - beta2^step)) + eps (csrc/optim/adam.h), not
+    PyTorch's quotient, so that backends and ISAs agree to the bit; checked on one plain Adam step."""
+    lr, beta1, beta2, eps, step = 1e-2, 0.9, 0.999, 1e-8, 3.0
+    # p = 0: the new p is the update itself, where a last-bit change of denom shows
+    p, g = np.zeros(257, dtype), rng.standard_normal(257).astype(dtype)
+    m, v = rng.standard_normal(257).astype(dtype) * dtype(0.1), rng.random(257).astype(dtype) * dtype(0.1)
+    m_new = m + dtype(1 - beta1) * (g - m)
+    v_new = v * dtype(beta2) + dtype(1 - beta2) * g * g
+    denom = np.sqrt(v_new) * dtype(1 / np.sqrt(1 - beta2 ** step)) + dtype(eps)
+    want = p + dtype(-(lr / (1 - beta1 ** step))) * (m_new / denom)
+    quotient = np.sqrt(v_new) / dtype(np.sqrt(1 - beta2 ** step)) + dtype(eps)
+    assert (p + dtype(-(lr / (1 - beta1 ** step))) * (m_new / quotient) != want).any()  # the test can tell them apart
+    fp.backends.current.adam_step(p, g, m, v, None, step, lr, beta1, beta2, eps, 0.0, False)
+    np.testing.assert_array_equal(m, m_new)
+    np.testing.assert_array_equal(v, v_new)
+    np.testing.assert_array_equal(p, want)
+
+
 def test_backend_kernels_reject_bad_arrays(backend):
     sgd, adam = fp.backends.current.sgd_step, fp.backends.current.adam_step
     p = np.zeros((2, 3), dtype=np.float32)

@@ -16,7 +16,7 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_av
     const double bc1 = 1.0 - std::pow(o.beta1, o.step);
     const double bc2 = 1.0 - std::pow(o.beta2, o.step);
     s.neg_step_size = -(o.lr / bc1);
-    s.bc2_sqrt = std::sqrt(bc2);
+    s.inv_bc2_sqrt = 1.0 / std::sqrt(bc2);
     s.eps = o.eps;
     int decay_kind = 0;
     s.decay = 0;

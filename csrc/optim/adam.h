@@ -7,8 +7,14 @@
 //   m = |w| < 0.5 ? m + w * (g - m) : g - (g - m) * (1 - w)     (lerp)
 //   v = v * beta2 + (1 - beta2) * g * g
 //   vmax = max(vmax, v)                   (AMSGrad; NaN propagates)
-//   denom = sqrt(AMSGrad ? vmax : v) / sqrt(bc2) + eps
+//   denom = sqrt(AMSGrad ? vmax : v) * (1 / sqrt(bc2)) + eps
 //   p = p + (-lr / bc1) * (m / denom)
+// One departure: PyTorch divides by sqrt(bc2); we multiply by its reciprocal
+// (rounded to T once per step). A division and a square root per element
+// are the divider's whole budget, and a second division cost 30% of the
+// update (1.45 -> 1.10 cycles per f32 element on Zen 4). denom moves by at
+// most about an ulp, the parameters by far less than the tests' tolerances
+// against PyTorch; every backend and ISA still gives the same bits.
 #pragma once
 
 #include <cstddef>

@@ -22,7 +22,7 @@ struct AdamScalars {
     double decay;          // 1 - lr * wd (decoupled) or wd (coupled)
     double w;              // 1 - beta1, the lerp weight
     double beta2, one_minus_beta2;
-    double bc2_sqrt, eps, neg_step_size;
+    double inv_bc2_sqrt, eps, neg_step_size;  // inv_bc2_sqrt = 1 / sqrt(1 - beta2^step)
 };
 
 // SGD's scalars, already rounded to T (PyTorch rounds them per tensor).
@@ -86,7 +86,8 @@ void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __res
                std::size_t n, const AdamScalars& s) noexcept {
     const T decay = static_cast<T>(s.decay), w = static_cast<T>(s.w), one_minus_w = static_cast<T>(1.0 - s.w),
             b2 = static_cast<T>(s.beta2), omb2 = static_cast<T>(s.one_minus_beta2),
-            bc2s = static_cast<T>(s.bc2_sqrt), eps = static_cast<T>(s.eps), nss = static_cast<T>(s.neg_step_size);
+            inv_bc2s = static_cast<T>(s.inv_bc2_sqrt), eps = static_cast<T>(s.eps),
+            nss = static_cast<T>(s.neg_step_size);
     for (std::size_t i = 0; i < n; ++i) {
         T pi = p[i];
         T gi = g[i];
@@ -108,7 +109,7 @@ void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __res
             vmax[i] = vm;
             vi = vm;
         }
-        const T denom = std::sqrt(vi) / bc2s + eps;
+        const T denom = std::sqrt(vi) * inv_bc2s + eps;
         p[i] = pi + nss * (mi / denom);
     }
 }

@@ -40,7 +40,7 @@ def _sgd_kernel(p, g, b, has_buf, lr, wd, mom, one_minus_damp, nesterov, first, 
 
 
 @njit(cache=True, nogil=True)
-def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, omb2, bc2s, eps, nss, tiny):
+def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, omb2, inv_bc2s, eps, nss, tiny):
     one_minus_w = p.dtype.type(1.0) - w
     for i in range(p.size):
         pi = p[i]
@@ -67,7 +67,7 @@ def _adam_kernel(p, g, m, v, vmax, amsgrad, decay_mode, decay, w, lerp_low, b2, 
                 vm = vi
             vmax[i] = vm
             vi = vm
-        denom = math.sqrt(vi) / bc2s + eps
+        denom = math.sqrt(vi) * inv_bc2s + eps  # as csrc/optim/adam.h
         p[i] = pi + nss * (mi / denom)
 
 
@@ -100,5 +100,5 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     flat = param.reshape(-1)
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else flat[:0]
     _adam_kernel(flat, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, amsgrad, mode,
-                 dt(decay), dt(w), abs(w) < 0.5, dt(beta2), dt(1 - beta2), dt(math.sqrt(bc2)), dt(eps),
+                 dt(decay), dt(w), abs(w) < 0.5, dt(beta2), dt(1 - beta2), dt(1 / math.sqrt(bc2)), dt(eps),
                  dt(-(lr / bc1)), dt(np.finfo(dt).tiny))

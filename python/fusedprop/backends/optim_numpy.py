@@ -101,10 +101,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     step_size = lr / bias_correction1
-    bias_correction2_sqrt = math.sqrt(bias_correction2)
+    inv_bias_correction2_sqrt = 1 / math.sqrt(bias_correction2)  # a product, not PyTorch's quotient: csrc/optim/adam.h
     if max_exp_avg_sq is not None:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / dt(bias_correction2_sqrt) + dt(eps)
+        denom = np.sqrt(max_exp_avg_sq) * dt(inv_bias_correction2_sqrt) + dt(eps)
     else:
-        denom = np.sqrt(exp_avg_sq) / dt(bias_correction2_sqrt) + dt(eps)
+        denom = np.sqrt(exp_avg_sq) * dt(inv_bias_correction2_sqrt) + dt(eps)
     param += dt(-step_size) * (exp_avg / denom)
