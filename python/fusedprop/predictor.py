@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -19,6 +20,17 @@ __all__ = ["Predictor"]
 def _layer_tuples(layers) -> list:
     return [(s.activation, s.negative_slope, s.linear.bias is not None, s.linear.in_features,
              s.linear.out_features) for s in layers]
+
+
+class _Snapshot(NamedTuple):
+    """What one refresh() copied; swapped whole, so a call sees one snapshot, never a mix."""
+    chain: list  # LayerSpecs (a Linear chain) or ops (norms, dropout: _sequence)
+    dtype: np.dtype
+    params: list  # the copied weights and biases
+    bound: object  # a Linear chain's InferencePlan, its weights (and packed copies) bound; or None
+    ops_plan: object  # an op chain's SequencePlan (cpp backend), or None
+    extras: Optional[list]  # an op chain's eval extras (batch-norm buffers), or None
+    backend: str  # the backend the plans were made for
 
 
 class Predictor:
@@ -63,17 +75,13 @@ class Predictor:
             params.append(np.array(s.linear.weight.data, dtype=dtype, order="C", copy=True))
             params.append(None if s.linear.bias is None else
                           np.array(s.linear.bias.data, dtype=dtype, order="C", copy=True))
-        plan = packed = None
+        plan = None
         if backends.current.NAME == "cpp":
             core = backends.core_module()
             plan = core.InferencePlan("Predictor", str(dtype), _layer_tuples(layers))
-            packed = [core.PackedWeight(w) for w in params[0::2]]
-            plan.bind(params, packed)  # checked once: the snapshot never changes
+            plan.bind(params, [core.PackedWeight(w) for w in params[0::2]])  # checked once: a snapshot never changes
         with self._lock:
-            # One tuple, swapped whole: a call running meanwhile sees the old
-            # snapshot or the new one, never a mix. The last item: the plan
-            # that runs on x alone (its weights bound), or None.
-            self._snapshot = (layers, dtype, params, plan, packed, backends.current.NAME, plan)
+            self._snapshot = _Snapshot(layers, dtype, params, plan, None, None, backends.current.NAME)
         return self
 
     def _refresh_ops(self, ops) -> "Predictor":
@@ -88,12 +96,12 @@ class Predictor:
         if backends.current.NAME == "cpp":
             plan = backends.core_module().SequencePlan(str(dtype), _sequence.op_tuples(ops), "mse", "mean", 0.0)
         with self._lock:
-            self._snapshot = (ops, dtype, params, plan, _sequence.eval_extras(ops, buffers), backends.current.NAME,
-                              None)
+            self._snapshot = _Snapshot(ops, dtype, params, None, plan, _sequence.eval_extras(ops, buffers),
+                                       backends.current.NAME)
         return self
 
     def _call_ops(self, x) -> np.ndarray:
-        ops, dtype, params, plan, extras, backend, _ = self._snapshot
+        ops, dtype, params, _, plan, extras, backend = self._snapshot
         x = _as_input(x, dtype, ops[0].width_in)
         if x.ndim != 2 and any(op.kind == "batch_norm" for op in ops):
             raise ValueError(f"Predictor: a model with BatchNorm1d takes x of shape (batch, {ops[0].width_in}) "
@@ -107,22 +115,22 @@ class Predictor:
         return out.reshape(x.shape[:-1] + (ops[-1].width_out,))
 
     def _is_ops(self) -> bool:
-        return not hasattr(self._snapshot[0][0], "linear")
+        return not hasattr(self._snapshot.chain[0], "linear")
 
     @property
     def in_features(self) -> int:
         if self._is_ops():
-            return self._snapshot[0][0].width_in
-        return self._snapshot[0][0].linear.in_features
+            return self._snapshot.chain[0].width_in
+        return self._snapshot.chain[0].linear.in_features
 
     @property
     def out_features(self) -> int:
         if self._is_ops():
-            return self._snapshot[0][-1].width_out
-        return self._snapshot[0][-1].linear.out_features
+            return self._snapshot.chain[-1].width_out
+        return self._snapshot.chain[-1].linear.out_features
 
     def __call__(self, x) -> np.ndarray:
-        layers, dtype, params, _, _, _, bound = self._snapshot
+        layers, dtype, params, bound, _, _, _ = self._snapshot
         # The common call, an array of the model's dtype on the cpp backend:
         # straight to the plan with its bound weights (it checks x's shape).
         if bound is not None and x.__class__ is np.ndarray and x.dtype == dtype and backends.current.NAME == "cpp":
@@ -138,13 +146,13 @@ class Predictor:
 
     def __repr__(self) -> str:
         if self._is_ops():
-            chain = " -> ".join(type(op.module).__name__ for op in self._snapshot[0])
-            return f"Predictor({chain}, dtype={self._snapshot[1]})"
-        layers = self._snapshot[0]
+            chain = " -> ".join(type(op.module).__name__ for op in self._snapshot.chain)
+            return f"Predictor({chain}, dtype={self._snapshot.dtype})"
+        layers = self._snapshot.chain
         chain = " -> ".join(f"Linear({s.linear.in_features}, {s.linear.out_features}"
                             + ("" if s.linear.bias is not None else ", bias=False") + ")"
                             + ("" if s.activation == "identity" else f"+{s.activation}") for s in layers)
-        return f"Predictor({chain}, dtype={self._snapshot[1]})"
+        return f"Predictor({chain}, dtype={self._snapshot.dtype})"
 
 
 def _as_input(x, dtype, n_in: int) -> np.ndarray:

@@ -560,7 +560,7 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
         from .predictor import Predictor
 
         pred = Predictor(model)
-        X = _as_batch(X, pred._snapshot[1], pred.in_features, "predict")
+        X = _as_batch(X, pred._snapshot.dtype, pred.in_features, "predict")
         return np.concatenate([pred(X[s:s + batch_size]) for s in range(0, len(X), batch_size)]) if len(X) \
             else pred(X)
     dtype = layers[0].linear.weight.data.dtype
