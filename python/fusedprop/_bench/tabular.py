@@ -148,6 +148,9 @@ def tabular_case(batch, sizes, p, dtype="float32"):
 
     def torch_factory():
         import torch
+        # Seeded like the other contenders: the check reads torch's masks off its outputs, and an unlucky
+        # mask can push the sign flips of near-zero float32 gradients (see check) past the tolerance.
+        torch.manual_seed(SEED)
         mods = []
         for i, n_out in enumerate(width):
             mods += [torch.nn.Linear(sizes[i], n_out, bias=False),
