@@ -77,6 +77,36 @@ def test_large_layers_across_the_cut_over(backend, rng):
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_one_row_through_w_interleaved(isa, rng, cpp_only, threads, dtype):
+    """A W of 2 MiB and more is also kept interleaved for one row of A
+    (gemm/skinny.h, pack_nt_rows): the bits of W's own rows, for every
+    activation, widths that leave part groups of rows and lanes (k and n not
+    multiples of 8 or 4), with and without bias, and at 1-3 threads, which
+    split the columns."""
+    k, n = (801, 700) if dtype == np.float32 else (601, 503)  # 2.2 and 2.4 MB
+    core = fp.backends.core_module()
+    for act in ALL_ACTIVATIONS:
+        for bias in (True, False):
+            model = model_of(act, dtype, bias, sizes=(k, n, 9))
+            w = model[0].weight.data
+            assert w.nbytes >= 2 * 1024 * 1024
+            assert core.PackedWeight(w).nbytes >= 2 * w.nbytes  # the panels and the interleaved rows
+            pred = fp.Predictor(model)
+            tol = 2e-5 if dtype == np.float32 else 1e-12
+            for batch in (1, 2):  # 2 rows read W's own rows
+                x = rng.uniform(-2, 2, (batch, k)).astype(dtype)
+                threads(1)
+                alone = pred(x)
+                np.testing.assert_array_equal(alone, eager(model, x), err_msg=f"{act}, bias {bias}, batch {batch}")
+                np.testing.assert_allclose(alone, reference(model, x), rtol=tol, atol=tol)
+                for t in (2, 3):
+                    threads(t)
+                    np.testing.assert_array_equal(pred(x), alone, err_msg=f"{act}, {t} threads")
+    small = model_of("relu", dtype, sizes=(64, 128, 9))[0].weight.data
+    assert core.PackedWeight(small).nbytes < 2 * small.nbytes  # in L2: W's own rows are read
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
 @pytest.mark.parametrize("sizes, batches", [
     ((64, 128, 96, 10), (23, 47, 48, 49, 61, 64, 100, 250)),
     # a narrow last layer (7 outputs, k = 300) reads W unpacked up to 256

@@ -155,6 +155,13 @@ constexpr int skinny_max_rows(index_t k, index_t n, std::size_t elem_size, bool 
 inline constexpr double kSkinnyParallelBytes = 1.0e6;
 inline constexpr int kSkinnyColumnChunk = 64;
 inline constexpr int kSkinnyRowChunk = 32;
+// A PackedB keeps W's rows interleaved for one row of A (skinny.h,
+// pack_nt_rows) once W holds this many bytes: then W comes from L3 or
+// memory, where one stream beats L rows apart (fp.Predictor on
+// 784-1024-1024-10 at batch 1: 93 -> 84 us, Zen 4, 2026-12-07). From L2 the
+// rows are faster (784x256 then 256x256: 0.96x), and the copy would only
+// cost memory.
+inline constexpr double kNtRowsMinBytes = 2.0 * 1024 * 1024;
 
 // Direct operands (ukernel.h): where the active kernels have them (AVX-512),
 // a column-major A or a row-major B, the layouts of the backward's products

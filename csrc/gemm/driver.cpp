@@ -266,15 +266,16 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     assert(ep.z.data == nullptr || (ep.z.rows == m && ep.z.cols == n));
     if (m == 0 || n == 0) return;
     if (k == 0) return epilogue_only(c, ep);
-    if (skinny_gemm(a, b, c, ep, max_threads)) return;  // a small batch: no packing (skinny.h)
+    const bool packed_here = packed != nullptr && packed->rows() == k && packed->cols() == n;
+    // A small batch: no packing (skinny.h), W's rows read where they lie or from the packed copy
+    if (skinny_gemm(a, b, c, ep, max_threads, packed_here ? packed->nt_rows() : nullptr)) return;
 
     const UkernelTable<T>& table = active_table<T>();
     const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table
     assert(bs.mr == table.mr && bs.nr == table.nr);
     const index_t MR = bs.mr, NR = bs.nr, MC = bs.mc, KC = bs.kc, NC = bs.nc;
     // B packed ahead of time (packed_b.h), when it was packed for these kernels.
-    const bool prepacked = packed != nullptr && packed->rows() == k && packed->cols() == n &&
-                           packed->usable_with(active_isa_id(), bs);
+    const bool prepacked = packed_here && packed->usable_with(active_isa_id(), bs);
 
     int threads = max_threads > 0 ? max_threads : runtime::get_num_threads();
     if (2.0 * double(m) * double(n) * double(k) < kParallelFlopThreshold) threads = 1;

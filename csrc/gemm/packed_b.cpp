@@ -5,14 +5,20 @@
 #include "dispatch.h"
 #include "k_blocks.h"
 #include "pack.h"
+#include "skinny.h"
 
 namespace fusedprop::gemm {
 
 template <class T>
 PackedB<T>::PackedB(MatrixRef<const T> b)
     : isa_(active_isa_id()), bs_(blocks_for<T>(*active_kernels().config)), k_(b.rows), n_(b.cols),
-      data_(runtime::Pages::huge) {
+      data_(runtime::Pages::huge), nt_rows_(runtime::Pages::huge) {
     if (k_ == 0 || n_ == 0) return;
+    // the layout skinny_gemm reads as nt, and a W too large for L2 (config.h)
+    if ((b.row_stride == 1 || k_ == 1) && double(k_) * double(n_) * double(sizeof(T)) >= kNtRowsMinBytes) {
+        nt_rows_size_ = nt_rows_size<T>(k_, n_);
+        pack_nt_rows(b.transposed(), nt_rows_.reserve(nt_rows_size_));
+    }
     const index_t NR = bs_.nr, NC = bs_.nc, k_step = k_block(k_, bs_.kc);
     k_blocks_ = (k_ + k_step - 1) / k_step;
     for (index_t jc = 0; jc < n_; jc += NC)

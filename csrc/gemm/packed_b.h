@@ -7,6 +7,11 @@
 // 4, cut by k_blocks.h), ceil(nc / NR) micro-panels of kc x NR. So a GEMM on
 // pre-packed B gives bitwise the result of the same GEMM that packs.
 //
+// When b is W^T for a W with contiguous rows (a layer's weight) too large
+// for L2 (config.h's kNtRowsMinBytes), W's rows are also kept interleaved
+// for the small-batch kernels (skinny.h, pack_nt_rows): one row of A then
+// reads one stream in place of one per row of W.
+//
 // A PackedB belongs to the kernels that were active when it was made (ISA,
 // NR, KC, NC). gemm() checks usable_with() and packs from b as usual when the
 // kernels have changed since (set_isa, set_block_sizes): never a wrong
@@ -29,7 +34,9 @@ public:
 
     index_t rows() const { return k_; }
     index_t cols() const { return n_; }
-    std::size_t bytes() const { return size_ * sizeof(T); }
+    std::size_t bytes() const { return (size_ + nt_rows_size_) * sizeof(T); }
+    // W's rows for the skinny nt kernels, or nullptr (b was not W^T of such a W).
+    const T* nt_rows() const { return nt_rows_size_ ? nt_rows_.data() : nullptr; }
 
     // Packed for these kernels and block sizes?
     bool usable_with(Isa isa, const BlockSizes& bs) const;
@@ -42,9 +49,9 @@ private:
     Isa isa_;
     BlockSizes bs_;
     index_t k_ = 0, n_ = 0, k_blocks_ = 0;
-    std::size_t size_ = 0;
+    std::size_t size_ = 0, nt_rows_size_ = 0;
     std::vector<std::size_t> offsets_;
-    runtime::AlignedBuffer<T> data_;
+    runtime::AlignedBuffer<T> data_, nt_rows_;
 };
 
 extern template class PackedB<float>;

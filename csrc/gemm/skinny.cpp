@@ -14,6 +14,19 @@
 namespace fusedprop::gemm {
 namespace {
 
+// Row j of W as the reference nt kernel reads it: lane l at nt_row(p, j) +
+// (l / L) * nt_step(p) + l % L, in either layout.
+template <class T>
+inline const T* nt_row(const SkinnyArgs<T>& p, index_t j) {
+    constexpr index_t L = kNtLanes<T>;
+    if (!p.interleaved) return p.b + j * p.ld_b;
+    return p.b + (j / L) * L * ((p.k + L - 1) / L * L) + (j % L) * L;
+}
+template <class T>
+inline index_t nt_step(const SkinnyArgs<T>& p) {
+    return p.interleaved ? kNtLanes<T> * kNtLanes<T> : kNtLanes<T>;
+}
+
 template <class T>
 T epilogue(const SkinnyArgs<T>& p, index_t i, index_t j, T v) {
     if (p.bias != nullptr) v += p.bias[j];
@@ -23,12 +36,14 @@ T epilogue(const SkinnyArgs<T>& p, index_t i, index_t j, T v) {
 
 template <class T>
 void skinny_nt_ref(const SkinnyArgs<T>& p) {
+    constexpr index_t L = kNtLanes<T>;
+    const index_t step = nt_step(p);
     for (index_t i = 0; i < p.m; ++i)
         for (index_t j = p.j0; j < p.j1; ++j) {
             const T* x = p.a + i * p.rs_a;
-            const T* w = p.b + j * p.ld_b;
+            const T* w = nt_row(p, j);
             T acc = T(0);
-            for (index_t l = 0; l < p.k; ++l) acc += x[l] * w[l];
+            for (index_t l = 0; l < p.k; ++l) acc += x[l] * w[l / L * step + l % L];
             p.c[i * p.rs_c + j] = epilogue(p, i, j, acc);
         }
 }
@@ -94,6 +109,27 @@ std::atomic<int> g_rows_override{-1};
 
 }  // namespace
 
+template <class T>
+std::size_t nt_rows_size(index_t k, index_t n) {
+    constexpr index_t L = kNtLanes<T>;
+    return static_cast<std::size_t>(ceil_div(n, L) * L) * static_cast<std::size_t>(ceil_div(k, L) * L);
+}
+
+template <class T>
+void pack_nt_rows(MatrixRef<const T> w, T* dst) {
+    constexpr index_t L = kNtLanes<T>;
+    const index_t n = w.rows, k = w.cols;
+    for (index_t j0 = 0; j0 < n; j0 += L)
+        for (index_t l0 = 0; l0 < k; l0 += L)
+            for (index_t j = j0; j < j0 + L; ++j)
+                for (index_t l = l0; l < l0 + L; ++l) *dst++ = j < n && l < k ? w(j, l) : T(0);
+}
+
+template std::size_t nt_rows_size<float>(index_t, index_t);
+template std::size_t nt_rows_size<double>(index_t, index_t);
+template void pack_nt_rows<float>(MatrixRef<const float>, float*);
+template void pack_nt_rows<double>(MatrixRef<const double>, double*);
+
 int skinny_rows_cutover(index_t k, index_t n, std::size_t elem_size, bool nt) {
     const int o = g_rows_override.load(std::memory_order_relaxed);
     return o >= 0 ? o : skinny_max_rows(k, n, elem_size, nt && active_skinny<float>().four_row_nt);
@@ -106,7 +142,7 @@ const SkinnyKernels<double> kSkinnyF64Ref = {&skinny_nt_ref<double>, &skinny_nn_
 
 template <class T>
 bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep,
-                 int max_threads) {
+                 int max_threads, const T* nt_rows) {
     const index_t m = c.rows, n = c.cols, k = a.cols;
     const double b_bytes = double(n) * double(k) * double(sizeof(T));
     if (m == 0 || n == 0 || k == 0) return false;
@@ -126,6 +162,15 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
     args.cs_a = a.col_stride;
     args.b = b.data;
     args.ld_b = nt ? (n == 1 ? 0 : b.col_stride) : (k == 1 ? 0 : b.row_stride);
+    // Only one row of A: its blocks read all L rows of a group together, one
+    // stream. Blocks of several rows read a half group each, which measured
+    // slower than W's own rows (4 rows of 784-1024-1024-10: 1.2x slower).
+    static_assert(kSkinnyColumnChunk % kNtLanes<float> == 0 && kSkinnyColumnChunk % kNtLanes<double> == 0,
+                  "column chunks of whole interleaved groups");
+    if (nt && nt_rows != nullptr && m == 1) {
+        args.b = nt_rows;
+        args.interleaved = true;
+    }
     args.c = c.data;
     args.rs_c = c.row_stride;
     args.z = ep.z.data;
@@ -192,8 +237,8 @@ bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, con
 }
 
 template bool skinny_gemm<float>(MatrixRef<const float>, MatrixRef<const float>, MatrixRef<float>,
-                                 const Epilogue<float>&, int);
+                                 const Epilogue<float>&, int, const float*);
 template bool skinny_gemm<double>(MatrixRef<const double>, MatrixRef<const double>, MatrixRef<double>,
-                                  const Epilogue<double>&, int);
+                                  const Epilogue<double>&, int, const double*);
 
 }  // namespace fusedprop::gemm

@@ -29,6 +29,16 @@
 // pre-activation Z, then the activation.
 //
 // When the cut-over applies: config.h's skinny_max_rows (measured there).
+//
+// A caller that multiplies by the same W many times (a PackedB, packed_b.h)
+// may also hand the nt kernels W's rows interleaved (pack_nt_rows below), in
+// the order the kernels read them for one row of A. That block reads L rows
+// of W at once: laid out as W is, L streams a row (often a 4 KiB page) apart,
+// which the prefetchers follow worse than one stream (784x1024 then
+// 1024x1024 f32, W in L3: 86 against 91 GB/s in a C++ loop; groups of 2 or 4
+// rows, 2 or 4 streams, measured no better than 8; Zen 4, 2026-12-07). The
+// sums are the same, term for term: so are the bits. Blocks of several rows
+// of A keep reading W's own rows (config.h: where the copy is made).
 #pragma once
 
 #include "gemm.h"
@@ -45,6 +55,7 @@ struct SkinnyArgs {
     index_t rs_a = 0, cs_a = 1;
     const T* b = nullptr;  // nt: row j of W at b + j * ld_b; nn: row p of B at b + p * ld_b
     index_t ld_b = 0;
+    bool interleaved = false;  // nt: b holds W's rows as pack_nt_rows lays them out (ld_b unused)
     T* c = nullptr;  // m x n, unit column stride
     index_t rs_c = 0;
     T* z = nullptr;  // pre-activation, m x n, unit column stride; or nullptr
@@ -53,6 +64,25 @@ struct SkinnyArgs {
     math::Activation act = math::Activation::identity;
     T slope = T(0);
 };
+
+// W's rows (W is n x k, B = W^T) interleaved for the nt kernels, which read
+// L = kNtLanes<T> lanes of L rows at a time (one 32-byte vector a row):
+//
+//   rows j0 .. j0+L-1 (j0 a multiple of L), one after another in memory:
+//     [ w(j0, 0..L-1) | w(j0+1, 0..L-1) | ... | w(j0+L-1, 0..L-1) ]   lanes 0..L-1
+//     [ w(j0, L..2L-1) | ...                                       ]   lanes L..2L-1
+//     ...                                                              up to k_pad
+//
+//   w(j, l) at (j / L) L k_pad + (l / L) L L + (j % L) L + l % L, k_pad = k
+//   rounded up to L; rows past n and lanes past k hold zeros. Every ISA's
+//   nt kernel (the reference one too) reads this layout, so it does not go
+//   stale when the ISA changes.
+template <class T>
+inline constexpr index_t kNtLanes = static_cast<index_t>(32 / sizeof(T));
+template <class T>
+std::size_t nt_rows_size(index_t k, index_t n);
+template <class T>
+void pack_nt_rows(MatrixRef<const T> w, T* dst);  // w: n x k, any strides; dst: nt_rows_size(k, n) elements
 
 template <class T>
 using SkinnyKernel = void (*)(const SkinnyArgs<T>&);
@@ -76,10 +106,6 @@ extern const SkinnyKernels<float> kSkinnyF32Avx512;
 extern const SkinnyKernels<double> kSkinnyF64Avx512;
 #endif
 
-// Computes c = epilogue(a * b) and returns true when m is at most the active
-// ISA's cut-over and the layouts fit (b with a unit stride one way or the
-// other, c and ep.z with unit column strides); otherwise does nothing and
-// returns false. Same contract as gemm() otherwise (called from it).
 // The cut-over in force for a k x n B of elem_size-byte elements, in the nt
 // layout or not, with the active kernels: config.h's skinny_max_rows, unless
 // a test or a tuning run set another with set_skinny_max_rows (-1 restores
@@ -87,8 +113,14 @@ extern const SkinnyKernels<double> kSkinnyF64Avx512;
 int skinny_rows_cutover(index_t k, index_t n, std::size_t elem_size, bool nt);
 void set_skinny_max_rows(int rows);
 
+// Computes c = epilogue(a * b) and returns true when m is at most the active
+// ISA's cut-over and the layouts fit (b with a unit stride one way or the
+// other, c and ep.z with unit column strides); otherwise does nothing and
+// returns false. Same contract as gemm() otherwise (called from it).
+// nt_rows: b^T's rows as pack_nt_rows lays them out, or nullptr; the nt
+// kernels read it in place of b for one row of A, with the same bits.
 template <class T>
 bool skinny_gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epilogue<T>& ep,
-                 int max_threads);
+                 int max_threads, const T* nt_rows = nullptr);
 
 }  // namespace fusedprop::gemm

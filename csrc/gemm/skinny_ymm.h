@@ -115,9 +115,51 @@ void nt_block(const SkinnyArgs<T>& p, index_t i, index_t rows, index_t j, index_
         }
 }
 
+// nt on W's rows interleaved (p.interleaved, pack_nt_rows): 1 x L blocks,
+// each reading its L rows of W as one stream. Each output is summed as
+// nt_block sums it, so the bits are those of W's own layout. Not inlined into
+// skinny_nt: together they made the compiler spill the loops' pointers there.
+template <class T, Activation A>
+__attribute__((noinline)) void skinny_nt_interleaved(const SkinnyArgs<T>& p) {
+    using V = simd::Avx2<T>;
+    constexpr index_t L = V::width;
+    static_assert(L == kNtLanes<T>, "pack_nt_rows lays W out for these vectors");
+    const index_t k = p.k, k_full = k - k % L, k_pad = k_full + (k > k_full ? L : 0);
+    const __m256i tail = V::mask(k - k_full);
+    for (index_t i = 0; i < p.m; ++i) {
+        const T* x = p.a + i * p.rs_a;
+        for (index_t j = p.j0; j < p.j1; j += L) {
+            assert(j % L == 0);  // skinny_gemm's column chunks are whole groups
+            const T* w = p.b + j * k_pad;  // rows j .. j + L - 1
+            typename V::reg acc[L];
+            for (auto& v : acc) v = V::zero();
+            index_t l = 0;
+            for (; l < k_full; l += L, w += L * L) {
+                const auto xv = V::load(x + l);
+                for (int c = 0; c < L; ++c) acc[c] = V::fma(xv, V::load(w + c * L), acc[c]);
+            }
+            if (l < k) {
+                const auto xv = V::load(x + l, tail);
+                for (int c = 0; c < L; ++c) acc[c] = V::fma(xv, V::load(w + c * L, tail), acc[c]);
+            }
+            const index_t cols = std::min(L, p.j1 - j);
+            alignas(32) T bias_lanes[L], pre[L], out[L];
+            if (p.bias != nullptr)
+                for (index_t q = 0; q < L; ++q) bias_lanes[q] = p.bias[j + (q < cols ? q : 0)];
+            finish<T, A>(reduce_lanes(acc), p.bias != nullptr ? bias_lanes : nullptr, p.z != nullptr ? pre : nullptr,
+                         out, p.slope);
+            for (index_t q = 0; q < cols; ++q) {
+                p.c[i * p.rs_c + j + q] = out[q];
+                if (p.z != nullptr) p.z[i * p.rs_z + j + q] = pre[q];
+            }
+        }
+    }
+}
+
 template <class T, Activation A>
 void skinny_nt(const SkinnyArgs<T>& p) {
     assert(p.k > 0 && p.a != nullptr && p.b != nullptr && p.c != nullptr);
+    if (p.interleaved) return skinny_nt_interleaved<T, A>(p);
     constexpr index_t L = simd::Avx2<T>::width, C2 = L / 2, C4 = 4;
     const index_t m4 = kFourRowBlocks ? p.m - p.m % 4 : 0;
     for (index_t j = p.j0; j < p.j1; j += L) {  // L rows of W, in L1 for every row of A

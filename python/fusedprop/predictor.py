@@ -44,7 +44,9 @@ class Predictor:
 
     The Predictor is a **snapshot**: it copies the weights when it is made
     and, on the cpp backend, packs each ``W^T`` once for the GEMM kernels, so
-    a call never packs weights. Later changes to the model's parameters (an
+    a call never packs weights. A weight of 2 MiB or more is also kept with
+    its rows interleaved for one-row calls (one stream of W, the same bits):
+    the snapshot then holds three copies of it, otherwise two. Later changes to the model's parameters (an
     optimizer step, ``p.data[...] = ...``, ``load_state_dict``) do not reach it
     until ``pred.refresh()``.
 
