@@ -171,6 +171,21 @@ def test_a_snapshot_until_refresh(backend, rng):
     np.testing.assert_array_equal(pred(x), eager(model, x))
 
 
+def test_the_snapshot_weights_start_on_cache_lines(backend):
+    """The copies a Predictor reads start on 64-byte boundaries (NumPy's own
+    arrays on 16: the small-batch kernels' row loads would split lines),
+    after refresh() too, and are C-contiguous copies."""
+    model = model_of("relu", np.float32, sizes=(24, 40, 33, 5))
+    pred = fp.Predictor(model)
+    for _ in range(2):
+        weights = pred._snapshot.params[0::2]
+        for w, lin in zip(weights, (model[0], model[2], model[4])):
+            assert w.ctypes.data % 64 == 0 and w.flags.c_contiguous and w.dtype == np.float32
+            assert not np.shares_memory(w, lin.weight.data)
+            np.testing.assert_array_equal(w, lin.weight.data)
+        pred.refresh()
+
+
 def test_eight_threads_get_the_bits_they_would_alone(backend, rng):
     model = model_of("gelu", np.float32, sizes=(300, 257, 64, 3))
     pred = fp.Predictor(model)
