@@ -59,9 +59,9 @@ class Predictor:
     and, on the cpp backend, packs each ``W^T`` once for the GEMM kernels, so
     a call never packs weights. A weight of 2 MiB or more is also kept with
     its rows interleaved for one-row calls (one stream of W, the same bits):
-    the snapshot then holds three copies of it, otherwise two. Later changes to the model's parameters (an
-    optimizer step, ``p.data[...] = ...``, ``load_state_dict``) do not reach it
-    until ``pred.refresh()``.
+    the snapshot then holds three copies of it, otherwise two. Later changes
+    to the model's parameters (an optimizer step, ``p.data[...] = ...``,
+    ``load_state_dict``) do not reach it until ``pred.refresh()``.
 
     ``pred(x)`` takes what ``F.linear`` takes: an array (or Tensor) of shape
     ``(..., in_features)`` with any strides; float input of another dtype is
