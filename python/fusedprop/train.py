@@ -313,38 +313,22 @@ def _grad_buffer(p) -> np.ndarray:
 def _update_rules(optimizer, slots: list, groups: list) -> list:
     """One entry per parameter slot: how the C++ step updates it, with the
     optimizer's own state arrays (its helpers create them as its step() would).
-    Read every step: the hyperparameters may change (schedulers). Once a
-    slot's state exists it is read inline (the helpers' calls were a third of
-    a small step's Python time)."""
-    state = optimizer.state
+    Read every step: the hyperparameters may change (schedulers)."""
+    adam = isinstance(optimizer, Adam)
     rules = []
-    if isinstance(optimizer, Adam):
-        decoupled = optimizer._decoupled
-        for p, g in zip(slots, groups):
-            if p is None:
-                rules.append(None)
-                continue
-            amsgrad = g["amsgrad"]
-            st = state.get(p)
-            if st is None or (amsgrad and "max_exp_avg_sq" not in st):
-                st = optimizer._state_of(p, amsgrad)
-            step = st["step"] + 1.0
-            st["step"] = step
-            beta1, beta2 = g["betas"]
-            rules.append(("adam", step, g["lr"], beta1, beta2, g["eps"], g["weight_decay"], decoupled,
-                          st["exp_avg"], st["exp_avg_sq"], st["max_exp_avg_sq"] if amsgrad else None))
-        return rules
     for p, g in zip(slots, groups):
         if p is None:
             rules.append(None)
-            continue
-        momentum = g["momentum"]
-        if momentum == 0:
-            buf, first = None, False
+        elif adam:
+            st = optimizer._state_of(p, g["amsgrad"])
+            st["step"] += 1.0
+            beta1, beta2 = g["betas"]
+            rules.append(("adam", st["step"], g["lr"], beta1, beta2, g["eps"], g["weight_decay"],
+                          optimizer._decoupled, st["exp_avg"], st["exp_avg_sq"],
+                          st["max_exp_avg_sq"] if g["amsgrad"] else None))
         else:
-            st = state.get(p)
-            buf, first = (st["momentum_buffer"], False) if st is not None else optimizer._momentum_buffer_of(p)
-        rules.append(("sgd", g["lr"], momentum, g["dampening"], g["weight_decay"], g["nesterov"], first, buf))
+            buf, first = optimizer._momentum_buffer_of(p) if g["momentum"] != 0 else (None, False)
+            rules.append(("sgd", g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], first, buf))
     return rules
 
 
