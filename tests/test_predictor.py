@@ -183,7 +183,16 @@ def test_the_snapshot_weights_start_on_cache_lines(backend):
             assert w.ctypes.data % 64 == 0 and w.flags.c_contiguous and w.dtype == np.float32
             assert not np.shares_memory(w, lin.weight.data)
             np.testing.assert_array_equal(w, lin.weight.data)
+        for b, lin in zip(pred._snapshot.params[1::2], (model[0], model[2], model[4])):
+            assert b.ctypes.data % 64 == 0 and not np.shares_memory(b, lin.bias.data)
         pred.refresh()
+    # a chain with a norm keeps its copies the same way
+    fp.manual_seed(3)
+    ops = nn.Sequential(nn.Linear(24, 40), nn.LayerNorm(40), nn.ReLU(), nn.Linear(40, 5))
+    copies = [p for p in fp.Predictor(ops)._snapshot.params if p is not None]
+    assert len(copies) == 6  # two Linear layers and the LayerNorm, weight and bias each
+    for p in copies:
+        assert p.ctypes.data % 64 == 0 and p.flags.c_contiguous
 
 
 def test_eight_threads_get_the_bits_they_would_alone(backend, rng):

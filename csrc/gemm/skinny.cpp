@@ -20,7 +20,7 @@ template <class T>
 inline const T* nt_row(const SkinnyArgs<T>& p, index_t j) {
     constexpr index_t L = kNtLanes<T>;
     if (!p.interleaved) return p.b + j * p.ld_b;
-    return p.b + (j / L) * L * ((p.k + L - 1) / L * L) + (j % L) * L;
+    return p.b + (j / L) * L * nt_rows_k_pad<T>(p.k) + (j % L) * L;
 }
 template <class T>
 inline index_t nt_step(const SkinnyArgs<T>& p) {
@@ -111,8 +111,8 @@ std::atomic<int> g_rows_override{-1};
 
 template <class T>
 std::size_t nt_rows_size(index_t k, index_t n) {
-    constexpr index_t L = kNtLanes<T>;
-    return static_cast<std::size_t>(ceil_div(n, L) * L) * static_cast<std::size_t>(ceil_div(k, L) * L);
+    return static_cast<std::size_t>(ceil_div(n, kNtLanes<T>) * kNtLanes<T>) *
+           static_cast<std::size_t>(nt_rows_k_pad<T>(k));
 }
 
 template <class T>

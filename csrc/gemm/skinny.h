@@ -80,6 +80,10 @@ struct SkinnyArgs {
 template <class T>
 inline constexpr index_t kNtLanes = static_cast<index_t>(32 / sizeof(T));
 template <class T>
+constexpr index_t nt_rows_k_pad(index_t k) {  // a group's row length, k rounded up to L
+    return (k + kNtLanes<T> - 1) / kNtLanes<T> * kNtLanes<T>;
+}
+template <class T>
 std::size_t nt_rows_size(index_t k, index_t n);
 template <class T>
 void pack_nt_rows(MatrixRef<const T> w, T* dst);  // w: n x k, any strides; dst: nt_rows_size(k, n) elements

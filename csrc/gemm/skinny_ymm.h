@@ -124,7 +124,7 @@ __attribute__((noinline)) void skinny_nt_interleaved(const SkinnyArgs<T>& p) {
     using V = simd::Avx2<T>;
     constexpr index_t L = V::width;
     static_assert(L == kNtLanes<T>, "pack_nt_rows lays W out for these vectors");
-    const index_t k = p.k, k_full = k - k % L, k_pad = k_full + (k > k_full ? L : 0);
+    const index_t k = p.k, k_full = k - k % L, k_pad = nt_rows_k_pad<T>(k);
     const __m256i tail = V::mask(k - k_full);
     for (index_t i = 0; i < p.m; ++i) {
         const T* x = p.a + i * p.rs_a;

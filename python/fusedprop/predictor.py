@@ -23,9 +23,10 @@ def _layer_tuples(layers) -> list:
 
 
 def _aligned_copy(a, dtype) -> np.ndarray:
-    """A C-contiguous copy of ``a`` starting on a 64-byte boundary: the
-    small-batch kernels read W's rows with 32-byte loads, which split cache
-    lines when the rows are not so aligned (NumPy aligns to 16 bytes)."""
+    """A C-contiguous copy of ``a`` in ``dtype`` starting on a 64-byte
+    boundary, for every parameter a snapshot copies: the small-batch kernels
+    read W's rows with 32-byte loads, which split cache lines when the rows
+    are not so aligned (NumPy aligns to 16 bytes)."""
     dtype = np.dtype(dtype)
     a = np.asarray(a)
     raw = np.empty(a.size * dtype.itemsize + 64, np.uint8)
@@ -88,8 +89,7 @@ class Predictor:
         params = []
         for s in layers:
             params.append(_aligned_copy(s.linear.weight.data, dtype))
-            params.append(None if s.linear.bias is None else
-                          np.array(s.linear.bias.data, dtype=dtype, order="C", copy=True))
+            params.append(None if s.linear.bias is None else _aligned_copy(s.linear.bias.data, dtype))
         plan = None
         if backends.current.NAME == "cpp":
             core = backends.core_module()
@@ -102,8 +102,7 @@ class Predictor:
     def _refresh_ops(self, ops) -> "Predictor":
         """A chain with norms or dropout: the SequencePlan's eval forward (no pre-packed weights)."""
         dtype = _sequence.dtype_of(ops, "Predictor")
-        params = [None if p is None else np.array(p.data, dtype=dtype, order="C", copy=True)
-                  for p in _sequence.slots(ops)]
+        params = [None if p is None else _aligned_copy(p.data, dtype) for p in _sequence.slots(ops)]
         buffers = {i: (None, None) if op.module.running_mean is None else
                    (op.module.running_mean.copy(), op.module.running_var.copy())
                    for i, op in enumerate(ops) if op.kind == "batch_norm"}
