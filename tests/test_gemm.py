@@ -107,13 +107,14 @@ def set_blocks(isa):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype):
+@pytest.mark.parametrize("row_panels", [31, 2])  # several row blocks; one (B packed a slab at a time)
+def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype, row_panels):
     """MC, NC and the slab width NB only reorder whole tiles: the same bits
     for every choice, including slabs of one micro-panel (the BLIS order),
     slabs that do not divide a thread's column chunk, and one slab for all."""
     rng = np.random.default_rng(5)
     mr, nr = blocks(dtype)["mr"], blocks(dtype)["nr"]
-    m, k, n = 31 * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
+    m, k, n = row_panels * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
     threads(1)
     ref = F.matmul(a, b)
