@@ -238,10 +238,12 @@ void macro_kernel(const Job<T>& job, const Panels<T>& ap, const Panels<T>& bp, i
 }
 
 // macro_kernel for a lone task with one A block (a small batch at one
-// thread) and several slabs of B: B is packed a slab at a time into one
-// slab-sized buffer, each just before its slab is used. Packed all at once,
-// they were written out to L3 (1.6 MB for a K block of a 784 x 1024 W^T)
-// and read back from there; the reused slab is written and read in L2.
+// thread) and several slabs of a transposed B (x W^T, a layer's forward):
+// B is packed a slab at a time into one slab-sized buffer, each just before
+// its slab is used. Packed all at once, they were written out to L3 (1.6 MB
+// for a K block of a 784 x 1024 W^T) and read back from there; the reused
+// slab is written and read in L2. (A row-major B, whose rows the whole-chunk
+// packing reads in one run each, measured 1-5% slower by slabs.)
 // F.linear at batch 64, 1 thread (Zen 4): 1024 -> 1024 1.03x, 784 -> 1024
 // 1.01x. With pack_avx2.cpp's group order for 4 KiB strides, model(x) on
 // 784-1024-1024-10: 1.15-1.3x at batch 32, 1.1x at 64, 1.05x at 128 (small
@@ -343,10 +345,11 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
             const bool accumulate = pc > 0, last = pc + kc == k;
             const MatrixRef<const T> b_block = b.block(pc, jc, kc, nc);
             // B's panels: pre-packed, packed here (all at once, or a slab at
-            // a time by a lone task with one A block and several slabs), or
-            // (direct) B itself and its column-edge panel packed here.
-            const bool b_by_slabs =
-                !prepacked && !direct.b && part.n_ic * part.n_jr == 1 && m <= MC && n_panels > bs.nb / NR;
+            // a time by a lone task with one A block and several slabs of a
+            // transposed B), or (direct) B itself and its column-edge panel
+            // packed here.
+            const bool b_by_slabs = !prepacked && !direct.b && b.row_stride == 1 && b.col_stride != 1 &&
+                                    part.n_ic * part.n_jr == 1 && m <= MC && n_panels > bs.nb / NR;
             const index_t pack_panels = prepacked || b_by_slabs ? 0 : direct.b ? (nc % NR != 0) : n_panels;
             T* bpack = pack_panels ? workspace<T>(kPackB).reserve(static_cast<std::size_t>(pack_panels * NR * kc)) : nullptr;
             Panels<T> bp{prepacked ? packed->block(jc / NC, pc / k_step) : bpack, NR * kc, NR};
