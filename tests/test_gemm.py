@@ -107,15 +107,17 @@ def set_blocks(isa):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("row_panels", [31, 2])  # several row blocks; one (B packed a slab at a time)
-def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype, row_panels):
+@pytest.mark.parametrize("row_panels", [31, 2])  # several row blocks; one (at 1 thread: B packed a slab at a time)
+@pytest.mark.parametrize("b_layout", ["rows", "transposed"])  # B row-major; B = W^T (a layer's forward)
+def test_cache_blocks_do_not_change_bits(isa, threads, set_blocks, dtype, row_panels, b_layout):
     """MC, NC and the slab width NB only reorder whole tiles: the same bits
     for every choice, including slabs of one micro-panel (the BLIS order),
     slabs that do not divide a thread's column chunk, and one slab for all."""
     rng = np.random.default_rng(5)
     mr, nr = blocks(dtype)["mr"], blocks(dtype)["nr"]
     m, k, n = row_panels * mr + 3, 900, 11 * nr + 5  # edge tiles both ways, 3 K blocks, over the parallel threshold
-    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    a = rand(rng, (m, k), dtype)
+    b = rand(rng, (k, n), dtype) if b_layout == "rows" else rand(rng, (n, k), dtype).T
     threads(1)
     ref = F.matmul(a, b)
     check(ref, a, b, dtype)
