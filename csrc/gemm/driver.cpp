@@ -10,8 +10,8 @@
 // (config.h): for each slab, loop 1 runs outside loop 2, so one A
 // micro-panel stays in L1 across the slab's B micro-panels, which stay in
 // L2. NB = NR gives the BLIS order. And a small batch at one thread (one
-// A block) packs its B a slab at a time, just before the slab is used
-// (macro_kernel_packing_b).
+// A block) packs a transposed B (x W^T) a slab at a time, just before the
+// slab is used (macro_kernel_packing_b).
 //
 // Threads split loops 3 and 2 (row blocks x column chunks), never K: every
 // C element is summed in the same order whatever the thread count, so results
