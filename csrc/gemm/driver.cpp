@@ -100,17 +100,15 @@ struct Job {
 };
 
 // The micro-panels of one operand's block for the macro-kernel: panel p at
-// base + (p - first) * step, its k steps ld apart; packed, step = MR kc (NR
-// kc) and ld = MR (NR). Direct (ukernel.h), the operand itself: step MR (NR)
-// elements, ld its stride. A direct B's column-edge panel comes packed, at
-// edge. (first: a buffer holding only panels first, first + 1, ...)
+// base + p * step, its k steps ld apart; packed, step = MR kc (NR kc) and ld
+// = MR (NR). Direct (ukernel.h), the operand itself: step MR (NR) elements,
+// ld its stride. A direct B's column-edge panel comes packed, at edge.
 template <class T>
 struct Panels {
     const T* base;
     index_t step, ld;
     const T* edge = nullptr;
     index_t edge_panel = -1;
-    index_t first = 0;
 };
 
 int g_direct_mode = -1;
@@ -228,7 +226,7 @@ void macro_kernel(const Job<T>& job, const Panels<T>& ap, const Panels<T>& bp, i
             for (index_t jp = slab; jp < slab_end; ++jp) {  // loop 2 (jr), within the slab
                 const index_t j0 = jc + jp * NR;
                 const bool edge = jp == bp.edge_panel;
-                args.b = edge ? bp.edge : bp.base + (jp - bp.first) * bp.step;
+                args.b = edge ? bp.edge : bp.base + jp * bp.step;
                 args.ldb = edge ? NR : bp.ld;
                 args.bias = last && job.bias ? job.bias + j0 : nullptr;
                 compute_tile(job, args, i0 + ip * MR, j0);
@@ -257,9 +255,8 @@ void macro_kernel_packing_b(const Job<T>& job, const Panels<T>& ap, MatrixRef<co
         const index_t s1 = std::min(jp_last, s0 + slab);
         const index_t j0 = s0 * NR, j1 = std::min(b_block.cols, s1 * NR);
         pack_b(b_block.block(0, j0, kc, j1 - j0), job.bs->nr, buf, kc * NR);
-        Panels<T> bp{buf, NR * kc, NR};
-        bp.first = s0;
-        macro_kernel(job, ap, bp, 0, mc, jc, s0, s1, kc, accumulate, last);
+        // the slab as a column block of its own: its first panel is panel 0 at column jc + j0
+        macro_kernel(job, ap, Panels<T>{buf, NR * kc, NR}, 0, mc, jc + j0, 0, s1 - s0, kc, accumulate, last);
     }
 }
 

@@ -65,6 +65,27 @@ void finish(typename simd::Avx2<T>::reg v, const T* bias_lanes, T* pre, T* out, 
     V::store(out, v);
 }
 
+// The end of an R x C nt block: its R * C accumulators reduced in groups of
+// L (output r * C + c in lane order), the epilogue, and the stores of the
+// valid rows x cols outputs (and Z) at (i, j). Forced inline: called out of
+// line, the accumulators went through memory (a one-row F.linear 3-4% slower).
+template <class T, int R, int C, Activation A>
+[[gnu::always_inline]] inline void finish_block(const SkinnyArgs<T>& p, const typename simd::Avx2<T>::reg* acc, index_t i, index_t rows, index_t j,
+                  index_t cols) {
+    constexpr int L = static_cast<int>(simd::Avx2<T>::width), N = R * C;
+    alignas(32) T bias_lanes[N], pre[N], out[N];
+    if (p.bias != nullptr)
+        for (int q = 0; q < N; ++q) bias_lanes[q] = p.bias[j + (q % C < cols ? q % C : 0)];
+    for (int g = 0; g < N; g += L)
+        finish<T, A>(reduce_lanes(acc + g), p.bias != nullptr ? bias_lanes + g : nullptr,
+                     p.z != nullptr ? pre + g : nullptr, out + g, p.slope);
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+            p.c[(i + r) * p.rs_c + j + c] = out[r * C + c];
+            if (p.z != nullptr) p.z[(i + r) * p.rs_z + j + c] = pre[r * C + c];
+        }
+}
+
 // One nt block: R rows of A (rows of them valid, from row i) against C rows
 // of W (cols of them valid, from column j of C). R * C accumulators, one per
 // output, each reduced by reduce_lanes in groups of L: the value of an
@@ -102,17 +123,7 @@ void nt_block(const SkinnyArgs<T>& p, index_t i, index_t rows, index_t j, index_
         }
     }
 
-    alignas(32) T bias_lanes[N], pre[N], out[N];
-    if (p.bias != nullptr)
-        for (int q = 0; q < N; ++q) bias_lanes[q] = p.bias[j + (q % C < cols ? q % C : 0)];
-    for (int g = 0; g < N; g += L)
-        finish<T, A>(reduce_lanes(acc + g), p.bias != nullptr ? bias_lanes + g : nullptr,
-                     p.z != nullptr ? pre + g : nullptr, out + g, p.slope);
-    for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < cols; ++c) {
-            p.c[(i + r) * p.rs_c + j + c] = out[r * C + c];
-            if (p.z != nullptr) p.z[(i + r) * p.rs_z + j + c] = pre[r * C + c];
-        }
+    finish_block<T, R, C, A>(p, acc, i, rows, j, cols);
 }
 
 // nt on W's rows interleaved (p.interleaved, pack_nt_rows): 1 x L blocks,
@@ -142,16 +153,7 @@ __attribute__((noinline)) void skinny_nt_interleaved(const SkinnyArgs<T>& p) {
                 const auto xv = V::load(x + l, tail);
                 for (int c = 0; c < L; ++c) acc[c] = V::fma(xv, V::load(w + c * L, tail), acc[c]);
             }
-            const index_t cols = std::min(L, p.j1 - j);
-            alignas(32) T bias_lanes[L], pre[L], out[L];
-            if (p.bias != nullptr)
-                for (index_t q = 0; q < L; ++q) bias_lanes[q] = p.bias[j + (q < cols ? q : 0)];
-            finish<T, A>(reduce_lanes(acc), p.bias != nullptr ? bias_lanes : nullptr, p.z != nullptr ? pre : nullptr,
-                         out, p.slope);
-            for (index_t q = 0; q < cols; ++q) {
-                p.c[i * p.rs_c + j + q] = out[q];
-                if (p.z != nullptr) p.z[i * p.rs_z + j + q] = pre[q];
-            }
+            finish_block<T, 1, L, A>(p, acc, i, 1, j, std::min(L, p.j1 - j));
         }
     }
 }
