@@ -452,3 +452,50 @@ def test_dropout_same_bits_on_every_isa(isa, cpp_only):
         x[5], x[6], x[7] = np.nan, -np.inf, -1.0
         want.append(hashlib.sha256(numpy_backend.dropout(x, 0.35, 2**63 + 5, 7, 11).tobytes()).hexdigest())
     assert out.split() == want
+
+
+_NORM_CODE = """
+import hashlib, numpy as np, fusedprop as fp
+fp.set_num_threads({threads})
+b = fp.backends.current
+h = hashlib.sha256()
+for dt in (np.float32, np.float64):
+    rng = np.random.default_rng(0)
+    for m, n in ((2, 1), (3, 5), (2, 17), (37, 16), (130, 33), (64, 512), (9, 1030), (300, 300)):
+        x = rng.standard_normal((m, n)).astype(dt) * 3 + 1
+        g = rng.standard_normal((m, n)).astype(dt)
+        w, c = rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
+        bn, ln, ln_plain = (b.batch_norm_forward(x, w, c, 1e-5), b.layer_norm_forward(x, w, c, 1e-5),
+                            b.layer_norm_forward(x, None, None, 1e-5))
+        mean, invstd = bn[1], bn[2]
+        outs = [*bn, *ln, *ln_plain, *b.batch_norm_backward(g, x, mean, invstd, w),
+                *b.batch_norm_backward(g, x, mean, invstd, None), b.batch_norm_eval(x, mean, bn[3], w, c, 1e-5),
+                *b.layer_norm_backward(g, x, ln[1], ln[2], w, True),
+                *b.layer_norm_backward(g, x, ln_plain[1], ln_plain[2], None, False)]
+        for a in outs:
+            if isinstance(a, np.ndarray):
+                h.update(a.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_norm_kernels_same_bits_on_every_isa_and_thread_count(cpp_only):
+    """FUSEDPROP_ISA picks the BatchNorm/LayerNorm loops' copy once per process: each copy, at 1 and 2
+    threads, in a child; every output of every shape (column counts below, at and above the vector
+    widths and the 512-column block) hashes the same."""
+    import os
+    import subprocess
+    import sys
+    hashes = {}
+    for isa in ("reference", "avx2", "auto"):
+        for threads in (1, 2):
+            env = dict(os.environ, FUSEDPROP_BACKEND="cpp")
+            if isa == "auto":
+                env.pop("FUSEDPROP_ISA", None)
+            else:
+                env["FUSEDPROP_ISA"] = isa
+            env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fp.__file__)) + os.pathsep + env.get("PYTHONPATH", "")
+            out = subprocess.run([sys.executable, "-c", _NORM_CODE.format(threads=threads)], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            hashes[isa, threads] = out.strip()
+    assert len(set(hashes.values())) == 1, hashes

@@ -1,0 +1,51 @@
+// How the normalisation passes split their work over the thread pool:
+// blocks of rows (LayerNorm) or of columns (BatchNorm, the weight
+// gradients). Every column is summed down the rows by one task and every
+// row by one task, so no split changes a bit. Baseline code only: the ISA
+// copies of the loops (norm_loops.h) do not include it.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "layers/norm_reduce.h"
+#include "runtime/thread_pool.h"
+
+namespace fusedprop::layers::detail {
+
+// Elements below which a normalisation call stays on the calling thread.
+inline constexpr index_t kNormParallelFrom = index_t(1) << 16;
+
+inline int norm_threads(index_t elements, int max_threads) {
+    return elements < kNormParallelFrom ? 1 : max_threads;
+}
+
+// Columns per block: all of them up to kNormColBlock on one thread; on
+// several, enough blocks for each thread to get one (multiples of 16).
+inline index_t norm_block_width(index_t n, int threads) {
+    if (threads <= 1) return kNormColBlock;
+    const index_t share = (n + threads - 1) / threads;
+    return std::min(kNormColBlock, std::max<index_t>(16, (share + 15) / 16 * 16));
+}
+
+// fn(c0, c1) for each block of columns, on the pool when the problem is large.
+template <class F>
+void column_blocks(index_t m, index_t n, int max_threads, F&& fn) {
+    int threads = norm_threads(m * n, max_threads);
+    if (threads == 0) threads = runtime::get_num_threads();
+    const index_t width = norm_block_width(n, threads);
+    const index_t blocks = (n + width - 1) / width;
+    if (blocks <= 1 || threads == 1) {
+        for (index_t b = 0; b < blocks; ++b) fn(b * width, std::min(n, (b + 1) * width));
+        return;
+    }
+    runtime::parallel_for(
+        static_cast<std::size_t>(blocks),
+        [&](std::size_t b) {
+            const index_t c0 = static_cast<index_t>(b) * width;
+            fn(c0, std::min(n, c0 + width));
+        },
+        threads);
+}
+
+}  // namespace fusedprop::layers::detail
