@@ -183,3 +183,44 @@ def test_clip_grad_norm_with_norms(backend):
         opt_a.step()
         step(x, y)
     _assert_same_state(a, b, {"rtol": 1e-10, "atol": 1e-12})
+
+
+CHAINS = {
+    "bn_relu_dropout": lambda d: [nn.Linear(9, 40, bias=False, dtype=d), nn.BatchNorm1d(40, dtype=d), nn.ReLU(),
+                                  nn.Dropout(0.3), nn.Linear(40, 3, dtype=d)],
+    "bn_gelu_dropout": lambda d: [nn.Linear(9, 33, dtype=d), nn.BatchNorm1d(33, affine=False, dtype=d), nn.GELU(),
+                                  nn.Dropout(0.5), nn.Linear(33, 3, dtype=d)],
+    "bn_tanh": lambda d: [nn.Linear(9, 64, dtype=d), nn.BatchNorm1d(64, momentum=None, dtype=d), nn.Tanh(),
+                          nn.Linear(64, 3, dtype=d)],
+    "ln_silu_dropout": lambda d: [nn.Linear(9, 17, dtype=d), nn.LayerNorm(17, dtype=d), nn.SiLU(), nn.Dropout(0.2),
+                                  nn.Linear(17, 3, dtype=d)],
+    "leading_relu_dropout": lambda d: [nn.ReLU(), nn.Dropout(0.25), nn.Linear(9, 3, dtype=d)],
+    "leaky_dropout_twice": lambda d: [nn.Linear(9, 32, dtype=d), nn.BatchNorm1d(32, dtype=d),
+                                      nn.LeakyReLU(0.2), nn.Dropout(0.1), nn.Linear(32, 32, dtype=d),
+                                      nn.Sigmoid(), nn.Dropout(0.4), nn.Linear(32, 3, dtype=d)],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chain", CHAINS)
+def test_fused_elementwise_runs_give_the_bits_of_the_ops_alone(cpp_only, chain, dtype):
+    """SequencePlan walks BatchNorm -> activation -> Dropout (and activation -> Dropout) block by block;
+    against the same plan with each op in its own pass: losses, parameters, gradients and running
+    statistics bitwise equal over Adam steps, at batches whose rows start off and on 32-element dropout
+    groups and one above the walk's block."""
+    def run(fuse):
+        fp.manual_seed(3)
+        model = nn.Sequential(*CHAINS[chain](dtype))
+        step = fp.TrainStep(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-2))
+        step._fuse_elementwise = fuse
+        rng = np.random.default_rng(1)
+        losses = [step(rng.standard_normal((n, 9)).astype(dtype) * 2, rng.integers(0, 3, n))
+                  for n in (16, 7, 2, 300, 33)]
+        grads = [p.grad.copy() for p in model.parameters()]
+        return losses, model.state_dict(), grads
+    fused, alone = run(True), run(False)
+    assert fused[0] == alone[0]
+    for k in fused[1]:
+        np.testing.assert_array_equal(fused[1][k], alone[1][k], err_msg=k)
+    for a, b in zip(fused[2], alone[2]):
+        np.testing.assert_array_equal(a, b)

@@ -77,13 +77,13 @@ std::vector<index_t> bias_dims(const OpShape& s) {
 class SequencePlanBinding {
 public:
     SequencePlanBinding(const std::string& dtype, const std::vector<py::tuple>& ops, const std::string& loss,
-                        const std::string& reduction, double label_smoothing) {
+                        const std::string& reduction, double label_smoothing, bool fuse) {
         const std::vector<OpShape> shapes = op_shapes(ops);
         const train::LossShape l = loss_shape("SequencePlan", loss, reduction, label_smoothing);
         loss_kind_ = l.kind;
         try {
-            if (dtype == "float32") plan_ = std::make_unique<train::SequencePlan<float>>(shapes, l);
-            else if (dtype == "float64") plan_ = std::make_unique<train::SequencePlan<double>>(shapes, l);
+            if (dtype == "float32") plan_ = std::make_unique<train::SequencePlan<float>>(shapes, l, fuse);
+            else if (dtype == "float64") plan_ = std::make_unique<train::SequencePlan<double>>(shapes, l, fuse);
             else throw py::value_error("SequencePlan: dtype must be float32 or float64, got " + dtype);
         } catch (const std::invalid_argument& e) {
             throw py::value_error(e.what());
@@ -192,8 +192,9 @@ void register_sequence(py::module_& m) {
     py::class_<SequencePlanBinding>(m, "SequencePlan",
                                     "A compiled training step with norms and dropout (private: use fusedprop.TrainStep)")
         .def(py::init<const std::string&, const std::vector<py::tuple>&, const std::string&, const std::string&,
-                      double>(),
-             py::arg("dtype"), py::arg("ops"), py::arg("loss"), py::arg("reduction"), py::arg("label_smoothing"))
+                      double, bool>(),
+             py::arg("dtype"), py::arg("ops"), py::arg("loss"), py::arg("reduction"), py::arg("label_smoothing"),
+             py::arg("fuse") = true)
         .def("step", &SequencePlanBinding::step, py::arg("x"), py::arg("y"), py::arg("params"), py::arg("grads"),
              py::arg("updates"), py::arg("extras"))
         .def("forward", &SequencePlanBinding::forward, py::arg("x"), py::arg("params"), py::arg("extras"),

@@ -19,6 +19,19 @@ void batch_norm_forward_train(const T* x, index_t m, index_t n, double eps, cons
 }
 
 template <class T>
+void batch_norm_stats(const T* x, index_t m, index_t n, double eps, T* mean, T* invstd, T* var_unbiased,
+                      int max_threads) {
+    const auto kernel = detail::norm_kernels<T>().bn_stats;
+    column_blocks(m, n, max_threads,
+                  [&](index_t c0, index_t c1) { kernel(x, m, n, c0, c1, eps, mean, invstd, var_unbiased); });
+}
+
+template <class T>
+void batch_norm_scale_shift(const T* mean, const T* invstd, const T* gamma, const T* beta, index_t n, T* a, T* c) {
+    detail::scale_shift(mean, invstd, gamma, beta, 0, n, a, c);
+}
+
+template <class T>
 void batch_norm_forward_eval(const T* x, index_t m, index_t n, double eps, const T* running_mean,
                              const T* running_var, const T* gamma, const T* beta, T* y, int max_threads) {
     if (m == 0) return;
@@ -52,6 +65,8 @@ void batch_norm_backward(const T* dy, const T* x, index_t m, index_t n, const T*
                                               T*, int);                                                          \
     template void batch_norm_forward_eval<T>(const T*, index_t, index_t, double, const T*, const T*, const T*,    \
                                              const T*, T*, int);                                                  \
+    template void batch_norm_stats<T>(const T*, index_t, index_t, double, T*, T*, T*, int);                    \
+    template void batch_norm_scale_shift<T>(const T*, const T*, const T*, const T*, index_t, T*, T*);         \
     template void batch_norm_update_running<T>(T*, T*, const T*, const T*, index_t, double);                      \
     template void batch_norm_backward<T>(const T*, const T*, index_t, index_t, const T*, const T*, const T*, T*,  \
                                          T*, T*, int);

@@ -20,6 +20,15 @@ template <class T>
 void batch_norm_forward_train(const T* x, index_t m, index_t n, double eps, const T* gamma, const T* beta, T* y,
                               T* mean, T* invstd, T* var_unbiased, int max_threads = 0);
 
+// The statistics of batch_norm_forward_train alone (no y), and the per
+// column a and c its y = x * a + c uses (n values each): for a caller that
+// applies the affine itself, fused with what follows (elementwise_chain.h).
+template <class T>
+void batch_norm_stats(const T* x, index_t m, index_t n, double eps, T* mean, T* invstd, T* var_unbiased,
+                      int max_threads = 0);
+template <class T>
+void batch_norm_scale_shift(const T* mean, const T* invstd, const T* gamma, const T* beta, index_t n, T* a, T* c);
+
 // Eval forward with the running statistics: y = x * a + c as above with
 // invstd = 1 / sqrt(running_var + eps). y may be x.
 template <class T>

@@ -107,7 +107,15 @@ void dropout_apply(const T* in, T* out, index_t n, double p, DropoutKey key, int
         max_threads);
 }
 
+template <class T>
+void dropout_apply_range(const T* in, T* out, index_t begin, index_t end, double p, DropoutKey key) {
+    if (end <= begin) return;
+    apply_range<T>(in, out, begin, end, dropout_threshold(p), T(1) / static_cast<T>(1.0 - p), key);
+}
+
 template void dropout_apply<float>(const float*, float*, index_t, double, DropoutKey, int);
 template void dropout_apply<double>(const double*, double*, index_t, double, DropoutKey, int);
+template void dropout_apply_range<float>(const float*, float*, index_t, index_t, double, DropoutKey);
+template void dropout_apply_range<double>(const double*, double*, index_t, index_t, double, DropoutKey);
 
 }  // namespace fusedprop::layers

@@ -33,7 +33,15 @@ std::uint32_t dropout_threshold(double p);
 template <class T>
 void dropout_apply(const T* in, T* out, index_t n, double p, DropoutKey key, int max_threads = 0);
 
+// The elements [begin, end) of a tensor of at least `end` elements (in, out:
+// its first element), on the calling thread: the bits dropout_apply gives
+// those elements (the mask depends on the element's index, not on the call).
+template <class T>
+void dropout_apply_range(const T* in, T* out, index_t begin, index_t end, double p, DropoutKey key);
+
 extern template void dropout_apply<float>(const float*, float*, index_t, double, DropoutKey, int);
 extern template void dropout_apply<double>(const double*, double*, index_t, double, DropoutKey, int);
+extern template void dropout_apply_range<float>(const float*, float*, index_t, index_t, double, DropoutKey);
+extern template void dropout_apply_range<double>(const double*, double*, index_t, index_t, double, DropoutKey);
 
 }  // namespace fusedprop::layers

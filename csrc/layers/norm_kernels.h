@@ -17,6 +17,8 @@ namespace fusedprop::layers::detail {
 template <class T>
 struct NormKernels {
     decltype(&bn_forward_train_block<T>) bn_forward_train;
+    decltype(&bn_stats_block<T>) bn_stats;
+    decltype(&affine_rows<T>) affine_rows;
     decltype(&bn_forward_eval_block<T>) bn_forward_eval;
     decltype(&bn_backward_block<T>) bn_backward;
     decltype(&ln_forward_rows<T>) ln_forward;
@@ -25,10 +27,10 @@ struct NormKernels {
 };
 
 // This translation unit's copies of the loops, as a table.
-#define FUSEDPROP_NORM_KERNELS(T)                                                                       \
-    NormKernels<T> {                                                                                    \
-        &bn_forward_train_block<T>, &bn_forward_eval_block<T>, &bn_backward_block<T>, &ln_forward_rows<T>, \
-            &ln_backward_rows<T>, &ln_weight_grad_block<T>                                              \
+#define FUSEDPROP_NORM_KERNELS(T)                                                                   \
+    NormKernels<T> {                                                                                \
+        &bn_forward_train_block<T>, &bn_stats_block<T>, &affine_rows<T>, &bn_forward_eval_block<T>, \
+            &bn_backward_block<T>, &ln_forward_rows<T>, &ln_backward_rows<T>, &ln_weight_grad_block<T> \
     }
 
 template <class T>

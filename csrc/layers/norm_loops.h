@@ -45,12 +45,15 @@ void scale_shift(const T* mean, const T* invstd, const T* gamma, const T* beta, 
     }
 }
 
+// The batch statistics of the block: mean, invstd = 1 / sqrt(var_biased +
+// eps), and var_unbiased (nullptr: skipped; NaN for m == 1). Writes the
+// block's mean and invstd into mu and is too (kNormColBlock each).
 template <class T>
-void bn_forward_train_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, const T* gamma,
-                            const T* beta, T* y, T* mean, T* invstd, T* var_unbiased) {
+void bn_stats_into(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, T* mean, T* invstd,
+                   T* var_unbiased, T* mu, T* is) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     const index_t w = c1 - c0;
-    T acc[kNormColBlock], mu[kNormColBlock], is[kNormColBlock], a[kNormColBlock], c[kNormColBlock];
+    T acc[kNormColBlock];
     std::fill(acc, acc + w, T(0));
     for (index_t i = 0; i < m; ++i) {
         const T* xr = x + i * n + c0;
@@ -72,9 +75,30 @@ void bn_forward_train_block(const T* x, index_t m, index_t n, index_t c0, index_
         invstd[c0 + j] = is[j];
         if (var_unbiased != nullptr) var_unbiased[c0 + j] = m > 1 ? acc[j] / static_cast<T>(m - 1) : nan;
     }
+}
+
+template <class T>
+void bn_stats_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, T* mean, T* invstd,
+                    T* var_unbiased) {
+    T mu[kNormColBlock], is[kNormColBlock];
+    bn_stats_into(x, m, n, c0, c1, eps, mean, invstd, var_unbiased, mu, is);
+}
+
+template <class T>
+void bn_forward_train_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, const T* gamma,
+                            const T* beta, T* y, T* mean, T* invstd, T* var_unbiased) {
+    const index_t w = c1 - c0;
+    T mu[kNormColBlock], is[kNormColBlock], a[kNormColBlock], c[kNormColBlock];
+    bn_stats_into(x, m, n, c0, c1, eps, mean, invstd, var_unbiased, mu, is);
     if (m == 0) return;
     scale_shift(mu, is, gamma, beta, c0, w, a, c);
     affine_columns(x, m, n, c0, w, a, c, y);
+}
+
+// y = x * a + c on the rows [r0, r1), all n columns (a, c: n values each).
+template <class T>
+void affine_rows(const T* x, index_t r0, index_t r1, index_t n, const T* a, const T* c, T* y) {
+    affine_columns(x + r0 * n, r1 - r0, n, 0, n, a, c, y + r0 * n);
 }
 
 template <class T>

@@ -7,6 +7,7 @@
 
 #include "layers/activation_kernels.h"
 #include "layers/batch_norm.h"
+#include "layers/elementwise_chain.h"
 #include "layers/layer_norm.h"
 #include "layers/linear_backward.h"
 #include "layers/linear_forward.h"
@@ -22,7 +23,8 @@ MatrixRef<T> rows_of(T* data, index_t rows, index_t cols) {
 }  // namespace
 
 template <class T>
-SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss) : ops_(std::move(ops)), loss_(loss) {
+SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss, bool fuse)
+    : ops_(std::move(ops)), loss_(loss) {
     if (ops_.empty()) throw std::invalid_argument("SequencePlan: no ops");
     for (std::size_t l = 0; l < ops_.size(); ++l) {
         const OpShape& op = ops_[l];
@@ -36,6 +38,18 @@ SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss) : ops_(s
     }
     outputs_.resize(ops_.size());
     saved_.resize(ops_.size());
+
+    // The runs: BatchNorm -> activation [-> dropout], or activation -> dropout.
+    const std::size_t n_ops = ops_.size();
+    auto is = [&](std::size_t l, OpKind kind) { return l < n_ops && ops_[l].kind == kind; };
+    run_.assign(n_ops, 1);
+    back_pair_.assign(n_ops, false);
+    if (!fuse) return;
+    for (std::size_t l = 0; l < n_ops; ++l) {
+        if (is(l, OpKind::batch_norm) && is(l + 1, OpKind::activation)) run_[l] = is(l + 2, OpKind::dropout) ? 3 : 2;
+        else if (is(l, OpKind::activation) && is(l + 1, OpKind::dropout)) run_[l] = 2;
+        if (l > 0 && is(l, OpKind::dropout) && is(l - 1, OpKind::activation)) back_pair_[l] = true;
+    }
 }
 
 template <class T>
@@ -58,7 +72,7 @@ void SequencePlan<T>::reserve(index_t batch) {
     const auto widest = b * static_cast<std::size_t>(widest_);
     grad_in_.reserve(widest);
     grad_out_.reserve(widest);
-    scratch_.reserve(std::max({widest, 2 * b, static_cast<std::size_t>(widest_)}));
+    scratch_.reserve(std::max({widest, 2 * b, 2 * static_cast<std::size_t>(widest_)}));  // 2 widest: BatchNorm's a, c
     reserved_batch_ = batch;
 }
 
@@ -107,6 +121,53 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
             else std::memcpy(out.data, in.data, sizeof(T) * static_cast<std::size_t>(m * n));
             break;
     }
+}
+
+// The training forward of the run of ops from l (run_[l] of them), reading
+// in; returns how many ops it ran. Each op's output is stored where the
+// unfused op stores it, but for a BatchNorm's output that only the next
+// activation reads (one that saves its own output): that stays in the
+// activation's output buffer, where the activation runs in place.
+template <class T>
+std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
+                                         const std::vector<OpTensors<T>>& params) {
+    const index_t m = in.rows;
+    const std::size_t len = run_[l];
+    if (len == 1) {
+        forward_op(l, in, params[l], output(l, m), true);
+        return 1;
+    }
+    const OpShape& first = ops_[l];
+    const index_t n = first.out_features;
+    layers::ChainForward<T> chain;
+    std::size_t at = l;
+    if (first.kind == OpKind::batch_norm) {
+        const OpTensors<T>& p = params[l];
+        T* mean = saved_[l].data();
+        layers::batch_norm_stats<T>(in.data, m, n, first.eps, mean, mean + n, mean + 2 * n);
+        if (p.running_mean != nullptr && m > 0)
+            layers::batch_norm_update_running<T>(p.running_mean, p.running_var, mean, mean + 2 * n, n, p.momentum);
+        T* scale = scratch_.data();  // 2n: the affine's a and c
+        layers::batch_norm_scale_shift<T>(mean, mean + n, p.weight, p.bias, n, scale, scale + n);
+        chain.scale = scale;
+        chain.shift = scale + n;
+        const bool act_reads_input = math::saved_for(ops_[l + 1].activation) == math::Saved::preactivation;
+        chain.y = act_reads_input ? output(l, m).data : nullptr;
+        ++at;
+    }
+    chain.has_act = true;
+    chain.act = ops_[at].activation;
+    chain.slope = static_cast<T>(ops_[at].negative_slope);
+    chain.a = output(at, m).data;
+    ++at;
+    if (at < l + len) {
+        chain.has_dropout = true;
+        chain.p = ops_[at].p;
+        chain.key = params[at].key;
+        chain.d = output(at, m).data;
+    }
+    if (m > 0) layers::chain_forward<T>(in.data, m, n, chain);
+    return len;
 }
 
 template <class T>
@@ -162,9 +223,9 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
     reserve(batch);
     const std::size_t n_ops = ops_.size();
     MatrixRef<const T> in = x;
-    for (std::size_t l = 0; l < n_ops; ++l) {
-        forward_op(l, in, params[l], output(l, batch), true);
-        in = output(l, batch);
+    for (std::size_t l = 0; l < n_ops;) {
+        l += forward_run(l, in, params);
+        in = output(l - 1, batch);
     }
     const index_t n_out = ops_.back().out_features;
     const double loss =
@@ -174,7 +235,20 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
         const MatrixRef<const T> layer_in = l == 0 ? x : MatrixRef<const T>(output(l - 1, batch));
         const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, op.out_features);
         const MatrixRef<T> grad_x = l > 0 ? rows_of(grad_out_.data(), batch, op.in_features) : MatrixRef<T>{};
-        backward_op(l, layer_in, grad_y, params[l], grad_x);
+        if (back_pair_[l]) {  // dropout l and activation l - 1 in one walk, into the activation's input gradient
+            const std::size_t a = l - 1;
+            --l;
+            if (a == 0) break;  // the first op's input needs no gradient
+            const OpShape& act = ops_[a];
+            const T* saved = math::saved_for(act.activation) == math::Saved::output ? output(a, batch).data
+                                                                                      : output(a - 1, batch).data;
+            if (batch > 0)
+                layers::dropout_act_backward<T>(grad_y.data, op.p, params[l + 1].key, act.activation,
+                                                static_cast<T>(act.negative_slope), saved, batch, op.out_features,
+                                                grad_x.data);
+        } else {
+            backward_op(l, layer_in, grad_y, params[l], grad_x);
+        }
         std::swap(grad_in_, grad_out_);
     }
     return loss;

@@ -59,7 +59,9 @@ struct OpTensors {
 template <class T>
 class SequencePlan {
 public:
-    SequencePlan(std::vector<OpShape> ops, LossShape loss);
+    // fuse: run the training step's runs of elementwise ops in one walk each
+    // (elementwise_chain.h; the same bits either way, false is for tests).
+    SequencePlan(std::vector<OpShape> ops, LossShape loss, bool fuse = true);
 
     // Training step for a batch x (batch x in_features; any strides if the first
     // op is a Linear, else C-contiguous): writes every gradient, updates the
@@ -77,9 +79,15 @@ private:
     void forward_op(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p, MatrixRef<T> out, bool training);
     void backward_op(std::size_t l, MatrixRef<const T> in, MatrixRef<const T> grad_y, const OpTensors<T>& p,
                      MatrixRef<T> grad_x);
+    std::size_t forward_run(std::size_t l, MatrixRef<const T> in, const std::vector<OpTensors<T>>& params);
 
     std::vector<OpShape> ops_;
     LossShape loss_;
+    // Training step fusion, decided once: run_[l] ops from l run as one
+    // forward walk (1: op l alone); back_pair_[l]: dropout op l and the
+    // activation op l - 1 run as one backward walk.
+    std::vector<std::size_t> run_;
+    std::vector<bool> back_pair_;
     index_t widest_ = 0;
     index_t reserved_batch_ = -1;
     std::vector<runtime::AlignedBuffer<T>> outputs_;   // X_{l+1}

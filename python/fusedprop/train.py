@@ -89,6 +89,9 @@ class TrainStep:
         groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
         self._slot_groups = [None if p is None else groups[id(p)] for p in self._slots]
         self._plan = None
+        # SequencePlan runs BatchNorm -> activation -> Dropout (or activation -> Dropout) in one walk over
+        # the batch (the same bits); False only in tests, which compare the two.
+        self._fuse_elementwise = True
         self._last_grads = [None] * len(self._slots)  # see _compiled_step
         self._dp = None
         if comm is not None:
@@ -121,7 +124,8 @@ class TrainStep:
         if self._plan is None and self._ops is not None:
             self._plan = backends.core_module().SequencePlan(str(self._dtype), _sequence.op_tuples(self._ops),
                                                              self._loss.kind, self._loss.reduction,
-                                                             self._loss.label_smoothing)
+                                                             self._loss.label_smoothing,
+                                                             self._fuse_elementwise)
         if self._plan is None:
             core = backends.core_module()
             layers = [(s.activation, s.negative_slope, s.linear.bias is not None, s.linear.in_features,
