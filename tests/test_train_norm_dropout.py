@@ -198,6 +198,7 @@ CHAINS = {
     "leaky_dropout_twice": lambda d: [nn.Linear(9, 32, dtype=d), nn.BatchNorm1d(32, dtype=d),
                                       nn.LeakyReLU(0.2), nn.Dropout(0.1), nn.Linear(32, 32, dtype=d),
                                       nn.Sigmoid(), nn.Dropout(0.4), nn.Linear(32, 3, dtype=d)],
+    "dropout_first_and_last": lambda d: [nn.Dropout(0.2), nn.Linear(9, 3, dtype=d), nn.Dropout(0.1)],
 }
 
 
@@ -217,6 +218,11 @@ def test_fused_elementwise_runs_give_the_bits_of_the_ops_alone(cpp_only, chain, 
         losses = [step(rng.standard_normal((n, 9)).astype(dtype) * 2, rng.integers(0, 3, n))
                   for n in (16, 7, 2, 300, 33)]
         grads = [p.grad.copy() for p in model.parameters()]
+        # Eval: Dropout is the identity (the plan skips it, no copy), BatchNorm on its running statistics.
+        x = rng.standard_normal((5, 9)).astype(dtype)
+        model.eval()
+        np.testing.assert_allclose(fp.Predictor(model)(x), model(x).numpy(), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-6 if dtype == np.float32 else 1e-13)
         return losses, model.state_dict(), grads
     fused, alone = run(True), run(False)
     assert fused[0] == alone[0]

@@ -259,7 +259,9 @@ void SequencePlan<T>::forward(MatrixRef<const T> x, const std::vector<OpTensors<
     reserve(x.rows);
     MatrixRef<const T> in = x;
     for (std::size_t l = 0; l < ops_.size(); ++l) {
-        MatrixRef<T> y = l + 1 == ops_.size() ? out : output(l, x.rows);
+        const bool last = l + 1 == ops_.size();
+        if (ops_[l].kind == OpKind::dropout && !last) continue;  // the identity in eval: no copy
+        MatrixRef<T> y = last ? out : output(l, x.rows);
         forward_op(l, in, params[l], y, false);
         in = y;
     }
