@@ -236,14 +236,14 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
         const MatrixRef<const T> grad_y = rows_of<const T>(grad_in_.data(), batch, op.out_features);
         const MatrixRef<T> grad_x = l > 0 ? rows_of(grad_out_.data(), batch, op.in_features) : MatrixRef<T>{};
         if (back_pair_[l]) {  // dropout l and activation l - 1 in one walk, into the activation's input gradient
-            const std::size_t a = l - 1;
-            --l;
-            if (a == 0) break;  // the first op's input needs no gradient
+            const layers::DropoutKey key = params[l].key;
+            const std::size_t a = --l;  // the loop goes on below the activation
+            if (a == 0) break;          // the first op's input needs no gradient
             const OpShape& act = ops_[a];
             const T* saved = math::saved_for(act.activation) == math::Saved::output ? output(a, batch).data
                                                                                       : output(a - 1, batch).data;
             if (batch > 0)
-                layers::dropout_act_backward<T>(grad_y.data, op.p, params[l + 1].key, act.activation,
+                layers::dropout_act_backward<T>(grad_y.data, op.p, key, act.activation,
                                                 static_cast<T>(act.negative_slope), saved, batch, op.out_features,
                                                 grad_x.data);
         } else {
