@@ -427,25 +427,30 @@ def test_repr_like_torch():
     assert repr(nn.LayerNorm((3, 4), bias=False)) == "LayerNorm((3, 4), eps=1e-05, elementwise_affine=True, bias=False)"
 
 
-@pytest.mark.parametrize("isa", ["reference", "avx2", "auto"])
-def test_dropout_same_bits_on_every_isa(isa, cpp_only):
-    """FUSEDPROP_ISA picks the dropout kernel once per process: each in a child, against the NumPy oracle."""
-    import hashlib
+def _run_child(code: str, isa: str) -> str:
+    """The stdout of python -c code on the cpp backend with FUSEDPROP_ISA=isa ("auto": unset)."""
     import os
     import subprocess
     import sys
-    code = ("import hashlib, numpy as np, fusedprop as fp\n"
-            "for dt in (np.float32, np.float64):\n"
-            "    x = np.random.default_rng(0).standard_normal(64 * 40 + 37).astype(dt)\n"
-            "    x[5] = np.nan; x[6] = -np.inf; x[7] = -1.0\n"
-            "    print(hashlib.sha256(fp.backends.current.dropout(x, 0.35, 2**63 + 5, 7, 11).tobytes()).hexdigest())\n")
     env = dict(os.environ, FUSEDPROP_BACKEND="cpp")
     if isa == "auto":
         env.pop("FUSEDPROP_ISA", None)
     else:
         env["FUSEDPROP_ISA"] = isa
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fp.__file__)) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("isa", ["reference", "avx2", "auto"])
+def test_dropout_same_bits_on_every_isa(isa, cpp_only):
+    """FUSEDPROP_ISA picks the dropout kernel once per process: each in a child, against the NumPy oracle."""
+    import hashlib
+    code = ("import hashlib, numpy as np, fusedprop as fp\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    x = np.random.default_rng(0).standard_normal(64 * 40 + 37).astype(dt)\n"
+            "    x[5] = np.nan; x[6] = -np.inf; x[7] = -1.0\n"
+            "    print(hashlib.sha256(fp.backends.current.dropout(x, 0.35, 2**63 + 5, 7, 11).tobytes()).hexdigest())\n")
+    out = _run_child(code, isa)
     want = []
     for dt in (np.float32, np.float64):
         x = np.random.default_rng(0).standard_normal(64 * 40 + 37).astype(dt)
@@ -483,19 +488,8 @@ def test_norm_kernels_same_bits_on_every_isa_and_thread_count(cpp_only):
     """FUSEDPROP_ISA picks the BatchNorm/LayerNorm loops' copy once per process: each copy, at 1 and 2
     threads, in a child; every output of every shape (column counts below, at and above the vector
     widths and the 512-column block) hashes the same."""
-    import os
-    import subprocess
-    import sys
     hashes = {}
     for isa in ("reference", "avx2", "auto"):
         for threads in (1, 2):
-            env = dict(os.environ, FUSEDPROP_BACKEND="cpp")
-            if isa == "auto":
-                env.pop("FUSEDPROP_ISA", None)
-            else:
-                env["FUSEDPROP_ISA"] = isa
-            env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fp.__file__)) + os.pathsep + env.get("PYTHONPATH", "")
-            out = subprocess.run([sys.executable, "-c", _NORM_CODE.format(threads=threads)], env=env,
-                                 capture_output=True, text=True, check=True).stdout
-            hashes[isa, threads] = out.strip()
+            hashes[isa, threads] = _run_child(_NORM_CODE.format(threads=threads), isa).strip()
     assert len(set(hashes.values())) == 1, hashes

@@ -6,7 +6,7 @@
 
 #include "layers/activation_kernels.h"
 #include "layers/norm_kernels.h"
-#include "runtime/thread_pool.h"
+#include "layers/norm_threads.h"
 
 namespace fusedprop::layers {
 namespace {
@@ -24,20 +24,8 @@ index_t block_rows(index_t n) {
 template <class F>
 void row_blocks(index_t m, index_t n, int max_threads, F&& fn) {
     if (m <= 0 || n <= 0) return;
-    const index_t rows = block_rows(n);
-    const index_t blocks = (m + rows - 1) / rows;
-    const bool parallel = m * n >= (index_t(1) << 16) && blocks > 1;
-    if (!parallel) {
-        for (index_t b = 0; b < blocks; ++b) fn(b * rows, std::min(m, (b + 1) * rows));
-        return;
-    }
-    runtime::parallel_for(
-        static_cast<std::size_t>(blocks),
-        [&](std::size_t b) {
-            const index_t r0 = static_cast<index_t>(b) * rows;
-            fn(r0, std::min(m, r0 + rows));
-        },
-        max_threads);
+    const int threads = detail::norm_threads(m * n, max_threads);
+    detail::for_blocks(m, block_rows(n), threads != 1, threads, fn);
 }
 
 template <class T>

@@ -12,19 +12,8 @@ namespace {
 template <class F>
 void row_blocks(index_t m, index_t d, int max_threads, F&& fn) {
     const index_t rows = std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(d, 1));
-    const index_t blocks = (m + rows - 1) / rows;
     const int threads = detail::norm_threads(m * d, max_threads);
-    if (blocks <= 1 || threads == 1) {
-        if (m > 0) fn(0, m);
-        return;
-    }
-    runtime::parallel_for(
-        static_cast<std::size_t>(blocks),
-        [&](std::size_t b) {
-            const index_t r0 = static_cast<index_t>(b) * rows;
-            fn(r0, std::min(m, r0 + rows));
-        },
-        threads);
+    detail::for_blocks(m, rows, threads != 1, threads, fn);
 }
 
 }  // namespace

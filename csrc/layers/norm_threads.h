@@ -1,5 +1,6 @@
-// How the normalisation passes split their work over the thread pool:
-// blocks of rows (LayerNorm) or of columns (BatchNorm, the weight
+// How the normalisation passes (and the elementwise walks after them,
+// elementwise_chain.cpp) split their work over the thread pool: blocks of
+// rows (LayerNorm, the walks) or of columns (BatchNorm, the weight
 // gradients). Every column is summed down the rows by one task and every
 // row by one task, so no split changes a bit. Baseline code only: the ISA
 // copies of the loops (norm_loops.h) do not include it.
@@ -28,24 +29,31 @@ inline index_t norm_block_width(index_t n, int threads) {
     return std::min(kNormColBlock, std::max<index_t>(16, (share + 15) / 16 * 16));
 }
 
-// fn(c0, c1) for each block of columns, on the pool when the problem is large.
+// fn(b0, b1) for the blocks [b0, b1) of `block` units that cover [0, total):
+// on the pool (at most max_threads, 0: all) when `parallel` and there are
+// several, else in order on the calling thread.
 template <class F>
-void column_blocks(index_t m, index_t n, int max_threads, F&& fn) {
-    int threads = norm_threads(m * n, max_threads);
-    if (threads == 0) threads = runtime::get_num_threads();
-    const index_t width = norm_block_width(n, threads);
-    const index_t blocks = (n + width - 1) / width;
-    if (blocks <= 1 || threads == 1) {
-        for (index_t b = 0; b < blocks; ++b) fn(b * width, std::min(n, (b + 1) * width));
+void for_blocks(index_t total, index_t block, bool parallel, int max_threads, F&& fn) {
+    const index_t blocks = (total + block - 1) / block;
+    if (blocks <= 1 || !parallel) {
+        for (index_t b = 0; b < blocks; ++b) fn(b * block, std::min(total, (b + 1) * block));
         return;
     }
     runtime::parallel_for(
         static_cast<std::size_t>(blocks),
         [&](std::size_t b) {
-            const index_t c0 = static_cast<index_t>(b) * width;
-            fn(c0, std::min(n, c0 + width));
+            const index_t b0 = static_cast<index_t>(b) * block;
+            fn(b0, std::min(total, b0 + block));
         },
-        threads);
+        max_threads);
+}
+
+// fn(c0, c1) for each block of columns, on the pool when the problem is large.
+template <class F>
+void column_blocks(index_t m, index_t n, int max_threads, F&& fn) {
+    int threads = norm_threads(m * n, max_threads);
+    if (threads == 0) threads = runtime::get_num_threads();
+    for_blocks(n, norm_block_width(n, threads), threads > 1, threads, fn);
 }
 
 }  // namespace fusedprop::layers::detail
