@@ -41,15 +41,19 @@ MatrixRef<const T> rows_at(const T* base, index_t r0, index_t r1, index_t n) {
 
 template <class T>
 void chain_forward(const T* x, index_t m, index_t n, const ChainForward<T>& chain, int max_threads) {
-    assert(chain.scale == nullptr || chain.y != nullptr || (chain.has_act && chain.a != nullptr));
+    const bool norm = chain.scale != nullptr || chain.layer_norm;
+    assert(!norm || chain.y != nullptr || (chain.has_act && chain.a != nullptr));
     assert(!chain.has_act || chain.a != nullptr);
     assert(!chain.has_dropout || chain.d != nullptr);
-    const auto affine = detail::norm_kernels<T>().affine_rows;
+    const auto& kernels = detail::norm_kernels<T>();
     row_blocks(m, n, max_threads, [&](index_t r0, index_t r1) {
         const T* in = x;
-        if (chain.scale != nullptr) {
+        if (norm) {
             T* out = chain.y != nullptr ? chain.y : chain.a;
-            affine(x, r0, r1, n, chain.scale, chain.shift, out);
+            if (chain.layer_norm)
+                kernels.ln_forward(x, r0, r1, n, chain.eps, chain.gamma, chain.beta, out, chain.mean, chain.rstd);
+            else
+                kernels.affine_rows(x, r0, r1, n, chain.scale, chain.shift, out);
             in = out;
         }
         if (chain.has_act) {

@@ -1,7 +1,7 @@
 // Runs of elementwise ops of a training step, in one walk over blocks of rows
 // that stay in cache, instead of one pass over the whole batch per op:
 //
-//   forward   [y = x * a + c (BatchNorm's affine)] -> [act] -> [dropout]
+//   forward   [BatchNorm's affine y = x * a + c, or LayerNorm] -> [act] -> [dropout]
 //   backward  dropout's backward -> act's backward
 //
 // Each stage runs the kernel that stage runs alone (norm_kernels.h,
@@ -28,6 +28,14 @@ struct ChainForward {
     const T* scale = nullptr;
     const T* shift = nullptr;
     T* y = nullptr;
+    // Or stage 1 is LayerNorm (layer_norm): y = LayerNorm(x) row by row, with
+    // gamma, beta (nullptr: 1 and 0) and eps, mean and rstd stored per row.
+    bool layer_norm = false;
+    double eps = 1e-5;
+    const T* gamma = nullptr;
+    const T* beta = nullptr;
+    T* mean = nullptr;
+    T* rstd = nullptr;
     // Stage 2, an activation (has_act), output at a.
     bool has_act = false;
     math::Activation act = math::Activation::identity;

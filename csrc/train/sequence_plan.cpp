@@ -39,14 +39,15 @@ SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss, bool fus
     outputs_.resize(ops_.size());
     saved_.resize(ops_.size());
 
-    // The runs: BatchNorm -> activation [-> dropout], or activation -> dropout.
+    // The runs: BatchNorm or LayerNorm -> activation [-> dropout], or activation -> dropout.
     const std::size_t n_ops = ops_.size();
     auto is = [&](std::size_t l, OpKind kind) { return l < n_ops && ops_[l].kind == kind; };
     run_.assign(n_ops, 1);
     back_pair_.assign(n_ops, false);
     if (!fuse) return;
     for (std::size_t l = 0; l < n_ops; ++l) {
-        if (is(l, OpKind::batch_norm) && is(l + 1, OpKind::activation)) run_[l] = is(l + 2, OpKind::dropout) ? 3 : 2;
+        const bool norm = is(l, OpKind::batch_norm) || is(l, OpKind::layer_norm);
+        if (norm && is(l + 1, OpKind::activation)) run_[l] = is(l + 2, OpKind::dropout) ? 3 : 2;
         else if (is(l, OpKind::activation) && is(l + 1, OpKind::dropout)) run_[l] = 2;
         if (l > 0 && is(l, OpKind::dropout) && is(l - 1, OpKind::activation)) back_pair_[l] = true;
     }
@@ -125,9 +126,11 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
 
 // The training forward of the run of ops from l (run_[l] of them), reading
 // in; returns how many ops it ran. Each op's output is stored where the
-// unfused op stores it, but for a BatchNorm's output that only the next
+// unfused op stores it, but for a norm's output that only the next
 // activation reads (one that saves its own output): that stays in the
 // activation's output buffer, where the activation runs in place.
+// BatchNorm's statistics need the whole batch, so they come first;
+// LayerNorm's are per row and run inside the walk.
 template <class T>
 std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
                                          const std::vector<OpTensors<T>>& params) {
@@ -151,6 +154,16 @@ std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
         layers::batch_norm_scale_shift<T>(mean, mean + n, p.weight, p.bias, n, scale, scale + n);
         chain.scale = scale;
         chain.shift = scale + n;
+    } else if (first.kind == OpKind::layer_norm) {
+        const OpTensors<T>& p = params[l];
+        chain.layer_norm = true;
+        chain.eps = first.eps;
+        chain.gamma = p.weight;
+        chain.beta = p.bias;
+        chain.mean = saved_[l].data();
+        chain.rstd = chain.mean + m;
+    }
+    if (first.kind != OpKind::activation) {
         const bool act_reads_input = math::saved_for(ops_[l + 1].activation) == math::Saved::preactivation;
         chain.y = act_reads_input ? output(l, m).data : nullptr;
         ++at;
