@@ -1,7 +1,7 @@
 // Runs of elementwise ops of a training step, in one walk over blocks of rows
 // that stay in cache, instead of one pass over the whole batch per op:
 //
-//   forward   [BatchNorm's affine y = x * a + c, or LayerNorm] -> [act] -> [dropout]
+//   forward   [BatchNorm's affine y = x * a + c, or LayerNorm] -> act -> [dropout]
 //   backward  dropout's backward -> act's backward
 //
 // Each stage runs the kernel that stage runs alone (norm_kernels.h,
@@ -22,27 +22,24 @@ namespace fusedprop::layers {
 
 template <class T>
 struct ChainForward {
-    // Stage 1, BatchNorm's affine: y = x * scale[j] + shift[j] (n values
-    // each), or none when scale is nullptr. y: where to keep it, or nullptr
-    // (then an activation follows, which takes y in a and runs in place).
+    // Stage 1, if any: BatchNorm's affine y = x * scale[j] + shift[j] (n
+    // values each), or LayerNorm row by row (gamma, beta: nullptr for 1 and
+    // 0; mean and rstd stored per row). y: where to keep its output, or
+    // nullptr: it goes to a, where the activation then runs in place.
+    enum class Norm { none, affine, layer_norm } norm = Norm::none;
     const T* scale = nullptr;
     const T* shift = nullptr;
-    T* y = nullptr;
-    // Or stage 1 is LayerNorm (layer_norm): y = LayerNorm(x) row by row, with
-    // gamma, beta (nullptr: 1 and 0) and eps, mean and rstd stored per row.
-    bool layer_norm = false;
     double eps = 1e-5;
     const T* gamma = nullptr;
     const T* beta = nullptr;
     T* mean = nullptr;
     T* rstd = nullptr;
-    // Stage 2, an activation (has_act), output at a.
-    bool has_act = false;
+    T* y = nullptr;
+    // Stage 2, the activation, output at a.
     math::Activation act = math::Activation::identity;
     T slope = T(0);
     T* a = nullptr;
-    // Stage 3, dropout (has_dropout) with p and key, output kept at d.
-    bool has_dropout = false;
+    // Stage 3, if d is set: dropout with p and key, output at d.
     double p = 0.0;
     DropoutKey key{};
     T* d = nullptr;

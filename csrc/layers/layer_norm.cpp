@@ -8,13 +8,8 @@
 namespace fusedprop::layers {
 namespace {
 
-// fn(r0, r1) for blocks of rows of about 16k elements.
-template <class F>
-void row_blocks(index_t m, index_t d, int max_threads, F&& fn) {
-    const index_t rows = std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(d, 1));
-    const int threads = detail::norm_threads(m * d, max_threads);
-    detail::for_blocks(m, rows, threads != 1, threads, fn);
-}
+// Rows per task: about 16k elements.
+index_t block_rows(index_t d) { return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(d, 1)); }
 
 }  // namespace
 
@@ -22,8 +17,8 @@ template <class T>
 void layer_norm_forward(const T* x, index_t m, index_t d, double eps, const T* gamma, const T* beta, T* y, T* mean,
                         T* rstd, int max_threads) {
     const auto kernel = detail::norm_kernels<T>().ln_forward;
-    row_blocks(m, d, max_threads,
-               [&](index_t r0, index_t r1) { kernel(x, r0, r1, d, eps, gamma, beta, y, mean, rstd); });
+    detail::row_blocks(m, d, block_rows(d), max_threads,
+                       [&](index_t r0, index_t r1) { kernel(x, r0, r1, d, eps, gamma, beta, y, mean, rstd); });
 }
 
 template <class T>
@@ -31,8 +26,9 @@ void layer_norm_backward(const T* dy, const T* x, index_t m, index_t d, const T*
                          T* dx, T* dgamma, T* dbeta, int max_threads) {
     const auto& kernels = detail::norm_kernels<T>();
     if (dx != nullptr) {
-        row_blocks(m, d, max_threads,
-                   [&](index_t r0, index_t r1) { kernels.ln_backward(dy, x, r0, r1, d, mean, rstd, gamma, dx); });
+        detail::row_blocks(m, d, block_rows(d), max_threads, [&](index_t r0, index_t r1) {
+            kernels.ln_backward(dy, x, r0, r1, d, mean, rstd, gamma, dx);
+        });
     }
     if (dgamma == nullptr && dbeta == nullptr) return;
     // The weight gradients: column sums over the rows, blocks of columns per task.

@@ -45,14 +45,14 @@ void scale_shift(const T* mean, const T* invstd, const T* gamma, const T* beta, 
     }
 }
 
-// The batch statistics of the block: mean, invstd = 1 / sqrt(var_biased +
-// eps), and var_unbiased (nullptr: skipped; NaN for m == 1). Writes the
-// block's mean and invstd into mu and is too (kNormColBlock each).
+// The batch statistics of the block's columns: mean, invstd = 1 / sqrt(var_biased
+// + eps), and var_unbiased (nullptr: skipped; NaN for m == 1).
 template <class T>
-void bn_stats_into(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, T* mean, T* invstd,
-                   T* var_unbiased, T* mu, T* is) {
+void bn_stats_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, T* mean, T* invstd,
+                    T* var_unbiased) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     const index_t w = c1 - c0;
+    T* const mu = mean + c0;
     T acc[kNormColBlock];
     std::fill(acc, acc + w, T(0));
     for (index_t i = 0; i < m; ++i) {
@@ -70,28 +70,19 @@ void bn_stats_into(const T* x, index_t m, index_t n, index_t c0, index_t c1, dou
         }
     }
     for (index_t j = 0; j < w; ++j) {
-        is[j] = T(1) / std::sqrt(acc[j] / static_cast<T>(m) + static_cast<T>(eps));
-        mean[c0 + j] = mu[j];
-        invstd[c0 + j] = is[j];
+        invstd[c0 + j] = T(1) / std::sqrt(acc[j] / static_cast<T>(m) + static_cast<T>(eps));
         if (var_unbiased != nullptr) var_unbiased[c0 + j] = m > 1 ? acc[j] / static_cast<T>(m - 1) : nan;
     }
-}
-
-template <class T>
-void bn_stats_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, T* mean, T* invstd,
-                    T* var_unbiased) {
-    T mu[kNormColBlock], is[kNormColBlock];
-    bn_stats_into(x, m, n, c0, c1, eps, mean, invstd, var_unbiased, mu, is);
 }
 
 template <class T>
 void bn_forward_train_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps, const T* gamma,
                             const T* beta, T* y, T* mean, T* invstd, T* var_unbiased) {
     const index_t w = c1 - c0;
-    T mu[kNormColBlock], is[kNormColBlock], a[kNormColBlock], c[kNormColBlock];
-    bn_stats_into(x, m, n, c0, c1, eps, mean, invstd, var_unbiased, mu, is);
+    T a[kNormColBlock], c[kNormColBlock];
+    bn_stats_block(x, m, n, c0, c1, eps, mean, invstd, var_unbiased);
     if (m == 0) return;
-    scale_shift(mu, is, gamma, beta, c0, w, a, c);
+    scale_shift(mean + c0, invstd + c0, gamma, beta, c0, w, a, c);
     affine_columns(x, m, n, c0, w, a, c, y);
 }
 

@@ -48,6 +48,13 @@ void for_blocks(index_t total, index_t block, bool parallel, int max_threads, F&
         max_threads);
 }
 
+// fn(r0, r1) for blocks of `rows` rows of an m x n problem, on the pool when it is large.
+template <class F>
+void row_blocks(index_t m, index_t n, index_t rows, int max_threads, F&& fn) {
+    const int threads = norm_threads(m * n, max_threads);
+    for_blocks(m, rows, threads != 1, threads, fn);
+}
+
 // fn(c0, c1) for each block of columns, on the pool when the problem is large.
 template <class F>
 void column_blocks(index_t m, index_t n, int max_threads, F&& fn) {

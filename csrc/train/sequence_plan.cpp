@@ -142,8 +142,9 @@ std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
     }
     const OpShape& first = ops_[l];
     const index_t n = first.out_features;
-    layers::ChainForward<T> chain;
-    std::size_t at = l;
+    using Chain = layers::ChainForward<T>;
+    Chain chain;
+    std::size_t at = l;  // the activation's op
     if (first.kind == OpKind::batch_norm) {
         const OpTensors<T>& p = params[l];
         T* mean = saved_[l].data();
@@ -152,34 +153,31 @@ std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
             layers::batch_norm_update_running<T>(p.running_mean, p.running_var, mean, mean + 2 * n, n, p.momentum);
         T* scale = scratch_.data();  // 2n: the affine's a and c
         layers::batch_norm_scale_shift<T>(mean, mean + n, p.weight, p.bias, n, scale, scale + n);
+        chain.norm = Chain::Norm::affine;
         chain.scale = scale;
         chain.shift = scale + n;
     } else if (first.kind == OpKind::layer_norm) {
         const OpTensors<T>& p = params[l];
-        chain.layer_norm = true;
+        chain.norm = Chain::Norm::layer_norm;
         chain.eps = first.eps;
         chain.gamma = p.weight;
         chain.beta = p.bias;
         chain.mean = saved_[l].data();
         chain.rstd = chain.mean + m;
     }
-    if (first.kind != OpKind::activation) {
-        const bool act_reads_input = math::saved_for(ops_[l + 1].activation) == math::Saved::preactivation;
-        chain.y = act_reads_input ? output(l, m).data : nullptr;
+    if (chain.norm != Chain::Norm::none) {
         ++at;
+        if (math::saved_for(ops_[at].activation) == math::Saved::preactivation) chain.y = output(l, m).data;
     }
-    chain.has_act = true;
     chain.act = ops_[at].activation;
     chain.slope = static_cast<T>(ops_[at].negative_slope);
     chain.a = output(at, m).data;
-    ++at;
-    if (at < l + len) {
-        chain.has_dropout = true;
-        chain.p = ops_[at].p;
-        chain.key = params[at].key;
-        chain.d = output(at, m).data;
+    if (at + 1 < l + len) {
+        chain.p = ops_[at + 1].p;
+        chain.key = params[at + 1].key;
+        chain.d = output(at + 1, m).data;
     }
-    if (m > 0) layers::chain_forward<T>(in.data, m, n, chain);
+    layers::chain_forward<T>(in.data, m, n, chain);
     return len;
 }
 
@@ -255,10 +253,8 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
             const OpShape& act = ops_[a];
             const T* saved = math::saved_for(act.activation) == math::Saved::output ? output(a, batch).data
                                                                                       : output(a - 1, batch).data;
-            if (batch > 0)
-                layers::dropout_act_backward<T>(grad_y.data, op.p, key, act.activation,
-                                                static_cast<T>(act.negative_slope), saved, batch, op.out_features,
-                                                grad_x.data);
+            layers::dropout_act_backward<T>(grad_y.data, op.p, key, act.activation, static_cast<T>(act.negative_slope),
+                                            saved, batch, op.out_features, grad_x.data);
         } else {
             backward_op(l, layer_in, grad_y, params[l], grad_x);
         }
