@@ -103,6 +103,26 @@ def test_compiled_dropout_same_bits_for_every_thread_count(threads):
             np.testing.assert_array_equal(other[k], results[0][k], err_msg=k)
 
 
+def test_dropout_in_the_gemm_same_bits_for_every_thread_count(cpp_only, threads):
+    """Linear -> ReLU -> Dropout with a GEMM large enough to split over threads (rows and columns):
+    the mask, applied block by block inside it, gives the bits of the unfused ops at 1, 2 and 3 threads."""
+    results = []
+    for n, fuse in ((1, False), (1, True), (2, True), (3, True)):
+        threads(n)
+        fp.manual_seed(5)
+        model = nn.Sequential(nn.Linear(96, 520, dtype=np.float32), nn.ReLU(), nn.Dropout(0.4),
+                              nn.Linear(520, 3, dtype=np.float32))
+        step = fp.TrainStep(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.05))
+        step._fuse_elementwise = fuse
+        rng = np.random.default_rng(2)
+        for batch in (300, 100):  # split by rows, then by columns
+            step(rng.standard_normal((batch, 96)).astype(np.float32), rng.standard_normal((batch, 3)).astype(np.float32))
+        results.append(model.state_dict())
+    for other in results[1:]:
+        for k in results[0]:
+            np.testing.assert_array_equal(other[k], results[0][k], err_msg=k)
+
+
 def test_compiled_dropout_differs_per_step_and_repeats_with_seed(backend):
     def run(seed):
         model = _model(F64, p=0.5, seed=seed)
@@ -199,13 +219,22 @@ CHAINS = {
                                       nn.LeakyReLU(0.2), nn.Dropout(0.1), nn.Linear(32, 32, dtype=d),
                                       nn.Sigmoid(), nn.Dropout(0.4), nn.Linear(32, 3, dtype=d)],
     "dropout_first_and_last": lambda d: [nn.Dropout(0.2), nn.Linear(9, 3, dtype=d), nn.Dropout(0.1)],
+    # Linear (+ activation) -> Dropout: the mask applied inside the GEMM, block by block. Widths off
+    # and on the 32-element groups, past a 256-column slab and a column edge; relu keeps its output
+    # for the backward, gelu its pre-activation, identity nothing (the dropout then runs in place).
+    "linear_relu_dropout": lambda d: [nn.Linear(9, 300, dtype=d), nn.ReLU(), nn.Dropout(0.3),
+                                      nn.Linear(300, 3, dtype=d)],
+    "linear_gelu_dropout": lambda d: [nn.Linear(9, 37, dtype=d), nn.GELU(), nn.Dropout(0.5), nn.Linear(37, 3, dtype=d)],
+    "linear_dropout": lambda d: [nn.Linear(9, 64, bias=False, dtype=d), nn.Dropout(0.2), nn.Tanh(),
+                                 nn.Linear(64, 3, dtype=d)],
 }
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("chain", CHAINS)
 def test_fused_elementwise_runs_give_the_bits_of_the_ops_alone(cpp_only, chain, dtype):
-    """SequencePlan walks BatchNorm -> activation -> Dropout (and activation -> Dropout) block by block;
+    """SequencePlan walks BatchNorm -> activation -> Dropout (and activation -> Dropout) block by block,
+    and applies a Dropout after a Linear inside its GEMM;
     against the same plan with each op in its own pass: losses, parameters, gradients and running
     statistics bitwise equal over Adam steps, at batches whose rows start off and on 32-element dropout
     groups and one above the walk's block."""

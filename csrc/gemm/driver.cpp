@@ -97,6 +97,7 @@ struct Job {
     T slope;
     Ukernel<T> half_kernel = nullptr;  // UkernelTable::half for the activation, or nullptr
     bool direct_a = false;  // A read where it lies: only a tile's own rows may be read
+    const runtime::FunctionRef<void(index_t, index_t, index_t, index_t)>* on_block = nullptr;  // Epilogue::on_block
 };
 
 // The micro-panels of one operand's block for the macro-kernel: panel p at
@@ -231,6 +232,11 @@ void macro_kernel(const Job<T>& job, const Panels<T>& ap, const Panels<T>& bp, i
                 args.bias = last && job.bias ? job.bias + j0 : nullptr;
                 compute_tile(job, args, i0 + ip * MR, j0);
             }
+            if (last && job.on_block != nullptr) {  // this A micro-panel's rows of the slab are final, in L1
+                const index_t i = i0 + ip * MR;
+                (*job.on_block)(i, std::min(i + MR, job.c.rows), jc + slab * NR,
+                                std::min(job.c.cols, jc + slab_end * NR));
+            }
         }
     }
 }
@@ -292,10 +298,17 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     assert(a.rows == m && b.rows == k && b.cols == n);
     assert(ep.z.data == nullptr || (ep.z.rows == m && ep.z.cols == n));
     if (m == 0 || n == 0) return;
-    if (k == 0) return epilogue_only(c, ep);
+    // C small enough to stay in cache whole (k == 0, or a skinny product) gets one on_block call.
+    auto whole_c_done = [&] {
+        if (ep.on_block != nullptr) (*ep.on_block)(0, m, 0, n);
+    };
+    if (k == 0) {
+        epilogue_only(c, ep);
+        return whole_c_done();
+    }
     const bool packed_here = packed != nullptr && packed->rows() == k && packed->cols() == n;
     // A small batch: no packing (skinny.h), W's rows read where they lie or from the packed copy
-    if (skinny_gemm(a, b, c, ep, max_threads, packed_here ? packed->nt_rows() : nullptr)) return;
+    if (skinny_gemm(a, b, c, ep, max_threads, packed_here ? packed->nt_rows() : nullptr)) return whole_c_done();
 
     const UkernelTable<T>& table = active_table<T>();
     const BlockSizes bs = blocks_for<T>(*active_kernels().config);  // a copy: tuning may change the table
@@ -311,6 +324,7 @@ void gemm(MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, const Epil
     const index_t k_step = k_block(k, KC);  // every NC block's K blocks
     const Direct direct = choose_direct(table, a, b, ep, k_step, prepacked);
     Job<T> job{a, b, c, ep.z, &bs, {}, nullptr, ep.negative_slope};
+    job.on_block = ep.on_block;
     if (direct.a_rows) {
         for (int r = 1; r < bs.mr; ++r) job.rows_kernel[r] = table.direct_row_a.rows[r][act];
         job.rows_kernel[bs.mr] = table.direct_row_a.fn[act];

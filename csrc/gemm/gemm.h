@@ -8,6 +8,12 @@
 //   epilogue(Z) = act(Z + bias) elementwise, bias[j] added to column j; with
 //   ep.z set, Z + bias (the pre-activation) is also stored there (m x n).
 //   k == 0 gives epilogue(0); m == 0 or n == 0 returns at once.
+//   ep.on_block, if set, is called on each block of C once its values are
+//   final (after the epilogue), on the thread that wrote it, while it is
+//   still in cache: an elementwise op that follows the layer (Dropout) runs
+//   there instead of in a pass of its own over C. Blocks are disjoint and
+//   cover C; their shapes depend on the kernels and the thread split, so
+//   what it does to an element may depend only on the element's index.
 //
 //   packed_b: b packed ahead of time (packed_b.h), or nullptr. Used when it
 //   was packed from this b for the active kernels; b must still be given
@@ -23,6 +29,7 @@
 #pragma once
 
 #include "math/activation.h"
+#include "runtime/function_ref.h"
 #include "runtime/matrix_ref.h"
 
 namespace fusedprop::gemm {
@@ -34,6 +41,8 @@ struct Epilogue {
     const T* bias = nullptr;  // n values, or nullptr for none
     index_t bias_stride = 1;  // in elements
     MatrixRef<T> z{};         // z.data != nullptr: also store the pre-activation
+    // Rows [i0, i1) x columns [j0, j1) of C are final (see above); or nullptr.
+    const runtime::FunctionRef<void(index_t i0, index_t i1, index_t j0, index_t j1)>* on_block = nullptr;
 };
 
 template <class T>

@@ -52,11 +52,16 @@ Simd simd() {
     }
 }
 
-// Whole groups on the widest SIMD kernel the CPU has, a ragged end on the
-// portable one: the same bits either way.
+// Whole groups on the widest SIMD kernel the CPU has, a ragged head or end
+// on the portable one: the same bits either way.
 template <class T>
 void apply_range(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale, DropoutKey key) {
     const Simd level = simd();
+    if ((begin & 31) != 0 && level != Simd::none) {  // a ragged head (a row of a block): its group alone, portable
+        const index_t head = std::min(end, (begin | 31) + 1);
+        apply_range_ref<T>(in, out, begin, head, threshold, scale, key);
+        begin = head;
+    }
 #ifdef FUSEDPROP_HAVE_AVX512
     if (level == Simd::avx512 && (begin & 31) == 0) {
         // Pairs of groups while their 16 blocks share the counter's high word (below 2^35 elements: always).

@@ -2,6 +2,7 @@
 // bias and activation applied in the microkernel's write-back.
 #pragma once
 
+#include "layers/dropout.h"
 #include "math/activation.h"
 #include "runtime/matrix_ref.h"
 
@@ -23,5 +24,16 @@ template <class T>
 void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
                     T negative_slope, MatrixRef<T> y, MatrixRef<T> z = {}, int max_threads = 0,
                     const gemm::PackedB<T>* packed_wt = nullptr);
+
+// A Linear followed by Dropout(p) in training: linear_forward into y, then
+// d = dropout(y) with key (dropout.h), applied block by block inside the
+// GEMM as each block of y is final and still in L1 (gemm.h, on_block),
+// instead of in a pass of its own over y. The bits of linear_forward then
+// dropout_apply. y and d: M x N, C-contiguous; d may be y (then only the
+// dropped-out values remain, for a caller that no longer needs y).
+template <class T>
+void linear_dropout_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, math::Activation act,
+                            T negative_slope, MatrixRef<T> y, MatrixRef<T> z, double p, DropoutKey key, T* d,
+                            int max_threads = 0);
 
 }  // namespace fusedprop::layers

@@ -39,7 +39,8 @@ SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss, bool fus
     outputs_.resize(ops_.size());
     saved_.resize(ops_.size());
 
-    // The runs: BatchNorm or LayerNorm -> activation [-> dropout], or activation -> dropout.
+    // The runs: BatchNorm or LayerNorm -> activation [-> dropout], activation -> dropout, or
+    // Linear (+ activation) -> dropout (the dropout in the GEMM, layers/linear_forward.h).
     const std::size_t n_ops = ops_.size();
     auto is = [&](std::size_t l, OpKind kind) { return l < n_ops && ops_[l].kind == kind; };
     run_.assign(n_ops, 1);
@@ -48,7 +49,7 @@ SequencePlan<T>::SequencePlan(std::vector<OpShape> ops, LossShape loss, bool fus
     for (std::size_t l = 0; l < n_ops; ++l) {
         const bool norm = is(l, OpKind::batch_norm) || is(l, OpKind::layer_norm);
         if (norm && is(l + 1, OpKind::activation)) run_[l] = is(l + 2, OpKind::dropout) ? 3 : 2;
-        else if (is(l, OpKind::activation) && is(l + 1, OpKind::dropout)) run_[l] = 2;
+        else if ((is(l, OpKind::activation) || is(l, OpKind::linear)) && is(l + 1, OpKind::dropout)) run_[l] = 2;
         if (l > 0 && is(l, OpKind::dropout) && is(l - 1, OpKind::activation)) back_pair_[l] = true;
     }
 }
@@ -126,9 +127,11 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
 
 // The training forward of the run of ops from l (run_[l] of them), reading
 // in; returns how many ops it ran. Each op's output is stored where the
-// unfused op stores it, but for a norm's output that only the next
-// activation reads (one that saves its own output): that stays in the
-// activation's output buffer, where the activation runs in place.
+// unfused op stores it, but for an output that only the next op reads: a
+// norm's before an activation that saves its own output (it stays in the
+// activation's output buffer, where the activation runs in place), and a
+// Linear's before a dropout when its activation's backward does not read it
+// (the dropout runs in place in its own output buffer).
 // BatchNorm's statistics need the whole batch, so they come first;
 // LayerNorm's are per row and run inside the walk.
 template <class T>
@@ -142,6 +145,20 @@ std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
     }
     const OpShape& first = ops_[l];
     const index_t n = first.out_features;
+    if (first.kind == OpKind::linear) {
+        // The Linear's own output is kept only for an activation whose
+        // backward reads it; else the dropout runs in place in its output.
+        const bool keep_y = math::saved_for(first.activation) == math::Saved::output;
+        const bool save_z = math::saved_for(first.activation) == math::Saved::preactivation;
+        const OpTensors<T>& p = params[l];
+        T* d = output(l + 1, m).data;
+        layers::linear_dropout_forward<T>(in, rows_of<const T>(p.weight, n, first.in_features), p.bias,
+                                          first.activation, static_cast<T>(first.negative_slope),
+                                          keep_y ? output(l, m) : rows_of(d, m, n),
+                                          save_z ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{}, ops_[l + 1].p,
+                                          params[l + 1].key, d);
+        return 2;
+    }
     using Chain = layers::ChainForward<T>;
     Chain chain;
     std::size_t at = l;  // the activation's op
