@@ -42,6 +42,15 @@ void batch_norm_forward_eval(const T* x, index_t m, index_t n, double eps, const
 }
 
 template <class T>
+void batch_norm_eval_scale_shift(const T* running_mean, const T* running_var, double eps, const T* gamma,
+                                 const T* beta, index_t n, T* a, T* c) {
+    for (index_t c0 = 0; c0 < n; c0 += detail::kNormColBlock) {
+        const index_t w = std::min(detail::kNormColBlock, n - c0);
+        detail::eval_scale_shift(running_mean, running_var, eps, gamma, beta, c0, w, a + c0, c + c0);
+    }
+}
+
+template <class T>
 void batch_norm_update_running(T* running_mean, T* running_var, const T* mean, const T* var_unbiased, index_t n,
                                double momentum) {
     const T keep = static_cast<T>(1.0 - momentum), take = static_cast<T>(momentum);
@@ -67,6 +76,7 @@ void batch_norm_backward(const T* dy, const T* x, index_t m, index_t n, const T*
                                              const T*, T*, int);                                                  \
     template void batch_norm_stats<T>(const T*, index_t, index_t, double, T*, T*, T*, int);                    \
     template void batch_norm_scale_shift<T>(const T*, const T*, const T*, const T*, index_t, T*, T*);         \
+    template void batch_norm_eval_scale_shift<T>(const T*, const T*, double, const T*, const T*, index_t, T*, T*); \
     template void batch_norm_update_running<T>(T*, T*, const T*, const T*, index_t, double);                      \
     template void batch_norm_backward<T>(const T*, const T*, index_t, index_t, const T*, const T*, const T*, T*,  \
                                          T*, T*, int);

@@ -34,6 +34,11 @@ void batch_norm_scale_shift(const T* mean, const T* invstd, const T* gamma, cons
 template <class T>
 void batch_norm_forward_eval(const T* x, index_t m, index_t n, double eps, const T* running_mean,
                              const T* running_var, const T* gamma, const T* beta, T* y, int max_threads = 0);
+// The a and c batch_norm_forward_eval uses (n values each), for a caller
+// that applies the affine itself (elementwise_chain.h).
+template <class T>
+void batch_norm_eval_scale_shift(const T* running_mean, const T* running_var, double eps, const T* gamma,
+                                 const T* beta, index_t n, T* a, T* c);
 
 // running = (1 - momentum) * running + momentum * batch, for the mean and the variance.
 template <class T>

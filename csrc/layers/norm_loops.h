@@ -45,6 +45,15 @@ void scale_shift(const T* mean, const T* invstd, const T* gamma, const T* beta, 
     }
 }
 
+// scale_shift with the running statistics (eval): invstd = 1 / sqrt(running_var + eps).
+template <class T>
+void eval_scale_shift(const T* running_mean, const T* running_var, double eps, const T* gamma, const T* beta,
+                      index_t c0, index_t w, T* a, T* c) {
+    T is[kNormColBlock];
+    for (index_t j = 0; j < w; ++j) is[j] = T(1) / std::sqrt(running_var[c0 + j] + static_cast<T>(eps));
+    scale_shift(running_mean + c0, is, gamma, beta, c0, w, a, c);
+}
+
 // The batch statistics of the block's columns: mean, invstd = 1 / sqrt(var_biased
 // + eps), and var_unbiased (nullptr: skipped; NaN for m == 1).
 template <class T>
@@ -96,9 +105,8 @@ template <class T>
 void bn_forward_eval_block(const T* x, index_t m, index_t n, index_t c0, index_t c1, double eps,
                            const T* running_mean, const T* running_var, const T* gamma, const T* beta, T* y) {
     const index_t w = c1 - c0;
-    T is[kNormColBlock], a[kNormColBlock], c[kNormColBlock];
-    for (index_t j = 0; j < w; ++j) is[j] = T(1) / std::sqrt(running_var[c0 + j] + static_cast<T>(eps));
-    scale_shift(running_mean + c0, is, gamma, beta, c0, w, a, c);
+    T a[kNormColBlock], c[kNormColBlock];
+    eval_scale_shift(running_mean, running_var, eps, gamma, beta, c0, w, a, c);
     affine_columns(x, m, n, c0, w, a, c, y);
 }
 

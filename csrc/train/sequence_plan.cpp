@@ -280,14 +280,57 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
     return loss;
 }
 
+// The eval forward of a norm and the activation after it as one walk (a
+// BatchNorm on its running statistics: on batch statistics it stays alone),
+// into y: the bits of the two ops alone. False: not such a pair.
+template <class T>
+bool SequencePlan<T>::forward_norm_act_eval(std::size_t l, MatrixRef<const T> in,
+                                            const std::vector<OpTensors<T>>& params, MatrixRef<T> y) {
+    const OpShape& norm = ops_[l];
+    if (run_[l] < 2 || (norm.kind != OpKind::batch_norm && norm.kind != OpKind::layer_norm) ||
+        (norm.kind == OpKind::batch_norm && norm.batch_stats_in_eval))
+        return false;
+    const index_t m = in.rows, n = norm.out_features;
+    const OpTensors<T>& p = params[l];
+    using Chain = layers::ChainForward<T>;
+    Chain chain;
+    if (norm.kind == OpKind::batch_norm) {
+        T* a = scratch_.data();  // 2n: the affine's a and c
+        layers::batch_norm_eval_scale_shift<T>(p.running_mean, p.running_var, norm.eps, p.weight, p.bias, n, a, a + n);
+        chain.norm = Chain::Norm::affine;
+        chain.scale = a;
+        chain.shift = a + n;
+    } else {
+        chain.norm = Chain::Norm::layer_norm;
+        chain.eps = norm.eps;
+        chain.gamma = p.weight;
+        chain.beta = p.bias;
+        chain.mean = scratch_.data();  // 2m: per row, unused after
+        chain.rstd = chain.mean + m;
+    }
+    chain.act = ops_[l + 1].activation;
+    chain.slope = static_cast<T>(ops_[l + 1].negative_slope);
+    chain.a = y.data;
+    layers::chain_forward<T>(in.data, m, n, chain);
+    return true;
+}
+
 template <class T>
 void SequencePlan<T>::forward(MatrixRef<const T> x, const std::vector<OpTensors<T>>& params, MatrixRef<T> out) {
     reserve(x.rows);
     MatrixRef<const T> in = x;
-    for (std::size_t l = 0; l < ops_.size(); ++l) {
-        const bool last = l + 1 == ops_.size();
-        if (ops_[l].kind == OpKind::dropout && !last) continue;  // the identity in eval: no copy
-        MatrixRef<T> y = last ? out : output(l, x.rows);
+    const std::size_t n_ops = ops_.size();
+    for (std::size_t l = 0; l < n_ops; ++l) {
+        if (ops_[l].kind == OpKind::dropout && l + 1 < n_ops) continue;  // the identity in eval: no copy
+        if (l + 1 < n_ops) {  // a norm -> activation pair: the activation's output, y
+            const MatrixRef<T> y = l + 2 == n_ops ? out : output(l + 1, x.rows);
+            if (forward_norm_act_eval(l, in, params, y)) {
+                in = y;
+                ++l;
+                continue;
+            }
+        }
+        MatrixRef<T> y = l + 1 == n_ops ? out : output(l, x.rows);
         forward_op(l, in, params[l], y, false);
         in = y;
     }

@@ -80,6 +80,8 @@ private:
     void backward_op(std::size_t l, MatrixRef<const T> in, MatrixRef<const T> grad_y, const OpTensors<T>& p,
                      MatrixRef<T> grad_x);
     std::size_t forward_run(std::size_t l, MatrixRef<const T> in, const std::vector<OpTensors<T>>& params);
+    bool forward_norm_act_eval(std::size_t l, MatrixRef<const T> in, const std::vector<OpTensors<T>>& params,
+                               MatrixRef<T> y);
 
     std::vector<OpShape> ops_;
     LossShape loss_;
