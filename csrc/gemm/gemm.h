@@ -9,9 +9,10 @@
 //   ep.z set, Z + bias (the pre-activation) is also stored there (m x n).
 //   k == 0 gives epilogue(0); m == 0 or n == 0 returns at once.
 //   ep.on_block, if set, is called on each block of C once its values are
-//   final (after the epilogue), on the thread that wrote it, while it is
-//   still in cache: an elementwise op that follows the layer (Dropout) runs
-//   there instead of in a pass of its own over C. Blocks are disjoint and
+//   final (after the epilogue), while it is still in cache, from pool
+//   threads or the caller, several blocks at once: an elementwise op that
+//   follows the layer (Dropout) runs there instead of in a pass of its own
+//   over C. Blocks are disjoint and
 //   cover C; their shapes depend on the kernels and the thread split, so
 //   what it does to an element may depend only on the element's index.
 //

@@ -53,15 +53,17 @@ Simd simd() {
 }
 
 // Whole groups on the widest SIMD kernel the CPU has, a ragged head or end
-// on the portable one: the same bits either way.
+// group by group: the same bits either way.
 template <class T>
 void apply_range(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale, DropoutKey key) {
     const Simd level = simd();
-    if ((begin & 31) != 0 && level != Simd::none) {  // a ragged head (a row of a block): its group alone, portable
+#if defined(FUSEDPROP_HAVE_AVX2)
+    if ((begin & 31) != 0 && level != Simd::none) {  // a ragged head (a row of a block, linear_forward.h)
         const index_t head = std::min(end, (begin | 31) + 1);
-        apply_range_ref<T>(in, out, begin, head, threshold, scale, key);
+        detail::dropout_partial_group_avx2<T>(in, out, begin, head, threshold, scale, key);
         begin = head;
     }
+#endif
 #ifdef FUSEDPROP_HAVE_AVX512
     if (level == Simd::avx512 && (begin & 31) == 0) {
         // Pairs of groups while their 16 blocks share the counter's high word (below 2^35 elements: always).
@@ -81,6 +83,8 @@ void apply_range(const T* in, T* out, index_t begin, index_t end, std::uint32_t 
         const index_t whole = begin + ((end - begin) & ~index_t(31));
         detail::dropout_groups_avx2(in, out, begin, whole, threshold, scale, key);
         begin = whole;
+        if (begin < end) detail::dropout_partial_group_avx2<T>(in, out, begin, end, threshold, scale, key);
+        return;
     }
 #endif
     (void)level;

@@ -2,6 +2,8 @@
 // Entered only after dropout.cpp has checked the CPU.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "layers/dropout_kernels.h"
 #include "math/philox.h"
 
@@ -51,37 +53,64 @@ inline __m256i keep_mask(__m256i word, __m256i threshold_biased) {
     return _mm256_xor_si256(below, _mm256_set1_epi32(-1));
 }
 
+
+// y = x * (keep ? scale : +0) for the 32 elements of one group at x, y.
+inline void group_times_mask(const float* x, float* y, const Words& r, __m256i t, float scale) {
+    const __m256 s = _mm256_set1_ps(scale);
+    for (int w = 0; w < 4; ++w) {
+        const __m256 noise = _mm256_and_ps(_mm256_castsi256_ps(keep_mask(r.w[w], t)), s);  // scale or +0
+        _mm256_storeu_ps(y + 8 * w, _mm256_mul_ps(_mm256_loadu_ps(x + 8 * w), noise));
+    }
+}
+
+inline void group_times_mask(const double* x, double* y, const Words& r, __m256i t, double scale) {
+    const __m256d s = _mm256_set1_pd(scale);
+    for (int w = 0; w < 4; ++w) {
+        const __m256i keep = keep_mask(r.w[w], t);
+        const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep));
+        const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1));
+        _mm256_storeu_pd(y + 8 * w, _mm256_mul_pd(_mm256_loadu_pd(x + 8 * w), _mm256_and_pd(_mm256_castsi256_pd(lo), s)));
+        _mm256_storeu_pd(y + 8 * w + 4,
+                         _mm256_mul_pd(_mm256_loadu_pd(x + 8 * w + 4), _mm256_and_pd(_mm256_castsi256_pd(hi), s)));
+    }
+}
+
+inline __m256i biased(std::uint32_t threshold) { return _mm256_set1_epi32(static_cast<int>(threshold ^ 0x80000000u)); }
+
+template <class T>
+void groups(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale, DropoutKey key) {
+    const __m256i t = biased(threshold);
+    for (index_t g = begin; g < end; g += 32)
+        group_times_mask(in + g, out + g, philox8(static_cast<std::uint64_t>(g >> 5) << 3, key), t, scale);
+}
+
 }  // namespace
 
 void dropout_groups_avx2(const float* in, float* out, index_t begin, index_t end, std::uint32_t threshold,
                          float scale, DropoutKey key) {
-    const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold ^ 0x80000000u));
-    const __m256 s = _mm256_set1_ps(scale);
-    for (index_t g = begin; g < end; g += 32) {
-        const Words r = philox8(static_cast<std::uint64_t>(g >> 5) << 3, key);
-        for (int w = 0; w < 4; ++w) {
-            const __m256 noise = _mm256_and_ps(_mm256_castsi256_ps(keep_mask(r.w[w], t)), s);  // scale or +0
-            _mm256_storeu_ps(out + g + 8 * w, _mm256_mul_ps(_mm256_loadu_ps(in + g + 8 * w), noise));
-        }
-    }
+    groups(in, out, begin, end, threshold, scale, key);
 }
 
 void dropout_groups_avx2(const double* in, double* out, index_t begin, index_t end, std::uint32_t threshold,
                          double scale, DropoutKey key) {
-    const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold ^ 0x80000000u));
-    const __m256d s = _mm256_set1_pd(scale);
-    for (index_t g = begin; g < end; g += 32) {
-        const Words r = philox8(static_cast<std::uint64_t>(g >> 5) << 3, key);
-        for (int w = 0; w < 4; ++w) {
-            const __m256i keep = keep_mask(r.w[w], t);
-            const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep));
-            const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1));
-            const double* x = in + g + 8 * w;
-            double* y = out + g + 8 * w;
-            _mm256_storeu_pd(y, _mm256_mul_pd(_mm256_loadu_pd(x), _mm256_and_pd(_mm256_castsi256_pd(lo), s)));
-            _mm256_storeu_pd(y + 4, _mm256_mul_pd(_mm256_loadu_pd(x + 4), _mm256_and_pd(_mm256_castsi256_pd(hi), s)));
-        }
-    }
+    groups(in, out, begin, end, threshold, scale, key);
 }
+
+// The group's elements copied to a zeroed buffer (the others may lie
+// outside the tensor), multiplied there as a whole group, copied back.
+template <class T>
+void dropout_partial_group_avx2(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale,
+                                DropoutKey key) {
+    const index_t g = begin & ~index_t(31);
+    const auto bytes = static_cast<std::size_t>(end - begin) * sizeof(T);
+    alignas(32) T buf[32] = {};
+    std::memcpy(buf + (begin - g), in + begin, bytes);
+    group_times_mask(buf, buf, philox8(static_cast<std::uint64_t>(g >> 5) << 3, key), biased(threshold), scale);
+    std::memcpy(out + begin, buf + (begin - g), bytes);
+}
+template void dropout_partial_group_avx2<float>(const float*, float*, index_t, index_t, std::uint32_t, float,
+                                                DropoutKey);
+template void dropout_partial_group_avx2<double>(const double*, double*, index_t, index_t, std::uint32_t, double,
+                                                 DropoutKey);
 
 }  // namespace fusedprop::layers::detail

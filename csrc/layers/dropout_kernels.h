@@ -17,6 +17,13 @@ void dropout_groups_avx2(const float* in, float* out, index_t begin, index_t end
 void dropout_groups_avx2(const double* in, double* out, index_t begin, index_t end, std::uint32_t threshold,
                          double scale, DropoutKey key);
 
+// Elements [begin, end) of one group (a ragged head or end: a row of a block,
+// dropout_apply_range), its 8 Philox blocks drawn with AVX2; the bits of the
+// portable path.
+template <class T>
+void dropout_partial_group_avx2(const T* in, T* out, index_t begin, index_t end, std::uint32_t threshold, T scale,
+                                DropoutKey key);
+
 // Elements [begin, end), multiples of 64 (pairs of groups) whose blocks share
 // their high counter word (the caller checks); the bits of the portable path.
 void dropout_group_pairs_avx512(const float* in, float* out, index_t begin, index_t end, std::uint32_t threshold,

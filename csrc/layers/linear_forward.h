@@ -27,8 +27,8 @@ void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, i
 
 // A Linear followed by Dropout(p) in training: linear_forward into y, then
 // d = dropout(y) with key (dropout.h), applied block by block inside the
-// GEMM as each block of y is final and still in L1 (gemm.h, on_block),
-// instead of in a pass of its own over y. The bits of linear_forward then
+// GEMM as each block of y's rows is final and still in cache (gemm.h,
+// on_block), instead of in a pass of its own over y. The bits of linear_forward then
 // dropout_apply. y and d: M x N, C-contiguous; d may be y (then only the
 // dropped-out values remain, for a caller that no longer needs y).
 template <class T>
