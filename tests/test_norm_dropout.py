@@ -459,6 +459,36 @@ def test_dropout_same_bits_on_every_isa(isa, cpp_only):
     assert out.split() == want
 
 
+_GEMM_DROPOUT_CODE = """
+import numpy as np, fusedprop as fp
+from fusedprop import nn, optim
+fp.set_num_threads({threads})
+for dt in (np.float32, np.float64):
+    states = []
+    for fuse in (False, True):
+        fp.manual_seed(1)
+        model = nn.Sequential(nn.Linear(9, 37, dtype=dt), nn.ReLU(), nn.Dropout(0.3), nn.Linear(37, 300, dtype=dt),
+                              nn.Dropout(0.6), nn.Linear(300, 300, dtype=dt), nn.GELU(), nn.Dropout(0.2),
+                              nn.Linear(300, 3, dtype=dt))
+        step = fp.TrainStep(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.01))
+        step._fuse_elementwise = fuse
+        rng = np.random.default_rng(0)
+        for n in (3, 45, 160):
+            step(rng.standard_normal((n, 9)).astype(dt), rng.standard_normal((n, 3)).astype(dt))
+        states.append(model.state_dict())
+    print(all(np.array_equal(states[0][k], states[1][k]) for k in states[0]))
+"""
+
+
+@pytest.mark.parametrize("isa", ["reference", "avx2", "auto"])
+def test_dropout_in_the_gemm_same_bits_as_alone_on_every_isa(isa, cpp_only):
+    """Dropout applied inside a Linear's GEMM comes in row pieces that start and end off the 32-element
+    groups (widths 37 and 300): on each ISA's kernels, and at 1 and 2 threads (the 300 x 300 layer split
+    by rows at batch 160, by columns at 45), the bits of the ops alone."""
+    for threads in (1, 2):
+        assert _run_child(_GEMM_DROPOUT_CODE.format(threads=threads), isa).split() == ["True", "True"]
+
+
 _NORM_CODE = """
 import hashlib, numpy as np, fusedprop as fp
 fp.set_num_threads({threads})

@@ -12,9 +12,9 @@
 //   final (after the epilogue), while it is still in cache, from pool
 //   threads or the caller, several blocks at once: an elementwise op that
 //   follows the layer (Dropout) runs there instead of in a pass of its own
-//   over C. Blocks are disjoint and
-//   cover C; their shapes depend on the kernels and the thread split, so
-//   what it does to an element may depend only on the element's index.
+//   over C. Blocks are disjoint and cover C; their shapes depend on the
+//   kernels and the thread split, so what it does to an element may depend
+//   only on the element's index.
 //
 //   packed_b: b packed ahead of time (packed_b.h), or nullptr. Used when it
 //   was packed from this b for the active kernels; b must still be given

@@ -53,7 +53,6 @@ inline __m256i keep_mask(__m256i word, __m256i threshold_biased) {
     return _mm256_xor_si256(below, _mm256_set1_epi32(-1));
 }
 
-
 // y = x * (keep ? scale : +0) for the 32 elements of one group at x, y.
 inline void group_times_mask(const float* x, float* y, const Words& r, __m256i t, float scale) {
     const __m256 s = _mm256_set1_ps(scale);

@@ -28,9 +28,10 @@ void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, i
 // A Linear followed by Dropout(p) in training: linear_forward into y, then
 // d = dropout(y) with key (dropout.h), applied block by block inside the
 // GEMM as each block of y's rows is final and still in cache (gemm.h,
-// on_block), instead of in a pass of its own over y. The bits of linear_forward then
-// dropout_apply. y and d: M x N, C-contiguous; d may be y (then only the
-// dropped-out values remain, for a caller that no longer needs y).
+// on_block), instead of in a pass of its own over y. The bits of
+// linear_forward then dropout_apply. y and d: M x N, C-contiguous; d may be
+// y (then only the dropped-out values remain, for a caller that no longer
+// needs y).
 template <class T>
 void linear_dropout_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, math::Activation act,
                             T negative_slope, MatrixRef<T> y, MatrixRef<T> z, double p, DropoutKey key, T* d,
