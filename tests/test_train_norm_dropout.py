@@ -205,6 +205,27 @@ def test_clip_grad_norm_with_norms(backend):
     _assert_same_state(a, b, {"rtol": 1e-10, "atol": 1e-12})
 
 
+def test_predictor_packs_each_linear_once_and_checks_the_packing(cpp_only):
+    """A Predictor of a chain with norms keeps W^T packed per Linear (a call packs no weights): the bits
+    of the plan packing per call; a packed weight that does not match its op is refused."""
+    pred = fp.Predictor(_model(np.float32).eval())
+    ops, _, params, _, plan, packed, extras, _ = pred._snapshot
+    assert [p is not None for p in packed] == [op.kind == "linear" for op in ops]
+    x = np.random.default_rng(3).standard_normal((70, 7)).astype(np.float32)
+    with_packed, per_call = np.empty((70, 3), np.float32), np.empty((70, 3), np.float32)
+    plan.forward(x, params, extras, with_packed, packed)
+    plan.forward(x, params, extras, per_call)
+    np.testing.assert_array_equal(with_packed, per_call)
+    np.testing.assert_array_equal(pred(x), per_call)
+    linears = [i for i, op in enumerate(ops) if op.kind == "linear"]
+    swapped = list(packed)
+    swapped[linears[0]], swapped[linears[1]] = packed[linears[1]], packed[linears[0]]
+    with pytest.raises(ValueError, match="packed weight of op 0 does not match"):
+        plan.forward(x, params, extras, per_call, swapped)
+    with pytest.raises(ValueError, match="one packed slot per op"):
+        plan.forward(x, params, extras, per_call, packed[:-1])
+
+
 CHAINS = {
     "bn_relu_dropout": lambda d: [nn.Linear(9, 40, bias=False, dtype=d), nn.BatchNorm1d(40, dtype=d), nn.ReLU(),
                                   nn.Dropout(0.3), nn.Linear(40, 3, dtype=d)],

@@ -7,8 +7,9 @@
 // Per call: params / grads [weight, bias] per op (None where absent; norm
 // parameters flattened to 1-D), updates as for TrainPlan, and extras per op:
 // ("batch_norm", running_mean or None, running_var or None, momentum),
-// ("dropout", seed, stream, step) or None. Checked here, then the whole step
-// runs with the GIL released.
+// ("dropout", seed, stream, step) or None. The eval forward may also take a
+// PackedWeight per Linear (a Predictor's snapshot). Checked here, then the
+// whole step runs with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -21,6 +22,7 @@
 
 #include "array_args.h"
 #include "bindings.h"
+#include "packed_weight.h"
 #include "param_updates.h"
 #include "step_args.h"
 #include "train/sequence_plan.h"
@@ -95,8 +97,10 @@ public:
         return std::visit([&](auto& plan) { return run(*plan, x, y, params, grads, updates, extras); }, plan_);
     }
 
-    void forward(const py::array& x, const py::list& params, const py::list& extras, const py::array& out) {
-        std::visit([&](auto& plan) { infer(*plan, x, params, extras, out); }, plan_);
+    // packed: None, or per op a PackedWeight of its weight (a Linear) or None.
+    void forward(const py::array& x, const py::list& params, const py::list& extras, const py::array& out,
+                 const py::object& packed) {
+        std::visit([&](auto& plan) { infer(*plan, x, params, extras, out, packed); }, plan_);
     }
 
 private:
@@ -170,10 +174,23 @@ private:
 
     template <class T>
     void infer(train::SequencePlan<T>& plan, const py::array& x, const py::list& params, const py::list& extras,
-               const py::array& out) {
+               const py::array& out, const py::object& packed_obj) {
         const auto& ops = plan.ops();
         const MatrixRef<const T> xm = input_matrix<T>(x, ops.front());
-        const auto tensors = op_tensors<T>(plan, params, nullptr, extras);
+        auto tensors = op_tensors<T>(plan, params, nullptr, extras);
+        if (!packed_obj.is_none()) {
+            const auto packed = packed_obj.cast<py::list>();
+            if (py::len(packed) != ops.size()) throw py::value_error("SequencePlan: expected one packed slot per op");
+            for (std::size_t l = 0; l < ops.size(); ++l) {
+                if (packed[l].is_none()) continue;
+                const auto& pw = packed[l].cast<const PackedWeight&>();
+                if (ops[l].kind != OpKind::linear || pw.dtype() != (sizeof(T) == 4 ? DType::f32 : DType::f64) ||
+                    pw.out_features() != ops[l].out_features || pw.in_features() != ops[l].in_features)
+                    throw py::value_error("SequencePlan: the packed weight of op " + std::to_string(l) +
+                                          " does not match its weight");
+                tensors[l].packed_wt = pw.get<T>();
+            }
+        }
         const index_t n_out = ops.back().out_features;
         T* o = contiguous<T>(out, "out", {xm.rows, n_out}, true);
         py::gil_scoped_release release;
@@ -198,7 +215,7 @@ void register_sequence(py::module_& m) {
         .def("step", &SequencePlanBinding::step, py::arg("x"), py::arg("y"), py::arg("params"), py::arg("grads"),
              py::arg("updates"), py::arg("extras"))
         .def("forward", &SequencePlanBinding::forward, py::arg("x"), py::arg("params"), py::arg("extras"),
-             py::arg("out"));
+             py::arg("out"), py::arg("packed") = py::none());
 }
 
 }  // namespace fusedprop::bindings

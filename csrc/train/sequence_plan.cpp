@@ -93,7 +93,7 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
             const bool save = training && math::saved_for(op.activation) == math::Saved::preactivation;
             layers::linear_forward<T>(in, rows_of<const T>(p.weight, op.out_features, op.in_features), p.bias, 1,
                                       op.activation, static_cast<T>(op.negative_slope), out,
-                                      save ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{});
+                                      save ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{}, 0, p.packed_wt);
             break;
         }
         case OpKind::batch_norm: {

@@ -26,6 +26,11 @@
 #include "runtime/matrix_ref.h"
 #include "train/train_step.h"
 
+namespace fusedprop::gemm {
+template <class T>
+class PackedB;
+}
+
 namespace fusedprop::train {
 
 enum class OpKind : std::uint8_t { linear, batch_norm, layer_norm, activation, dropout };
@@ -54,6 +59,7 @@ struct OpTensors {
     T* running_var = nullptr;
     double momentum = 0.0;
     layers::DropoutKey key{};  // dropout
+    const gemm::PackedB<T>* packed_wt = nullptr;  // linear, eval forward: W^T packed from weight, or nullptr
 };
 
 template <class T>

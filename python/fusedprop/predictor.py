@@ -43,6 +43,7 @@ class _Snapshot(NamedTuple):
     params: list  # the copied weights and biases
     bound: object  # a Linear chain's InferencePlan, its weights (and packed copies) bound; or None
     ops_plan: object  # an op chain's SequencePlan (cpp backend), or None
+    ops_packed: Optional[list]  # the SequencePlan's PackedWeight per op (None but for Linears), or None
     extras: Optional[list]  # an op chain's eval extras (batch-norm buffers), or None
     backend: str  # the backend the plans were made for
 
@@ -96,26 +97,28 @@ class Predictor:
             plan = core.InferencePlan("Predictor", str(dtype), _layer_tuples(layers))
             plan.bind(params, [core.PackedWeight(w) for w in params[0::2]])  # checked once: a snapshot never changes
         with self._lock:
-            self._snapshot = _Snapshot(layers, dtype, params, plan, None, None, backends.current.NAME)
+            self._snapshot = _Snapshot(layers, dtype, params, plan, None, None, None, backends.current.NAME)
         return self
 
     def _refresh_ops(self, ops) -> "Predictor":
-        """A chain with norms or dropout: the SequencePlan's eval forward (no pre-packed weights)."""
+        """A chain with norms or dropout: the SequencePlan's eval forward, each Linear's W^T packed once."""
         dtype = _sequence.dtype_of(ops, "Predictor")
         params = [None if p is None else _aligned_copy(p.data, dtype) for p in _sequence.slots(ops)]
         buffers = {i: (None, None) if op.module.running_mean is None else
                    (op.module.running_mean.copy(), op.module.running_var.copy())
                    for i, op in enumerate(ops) if op.kind == "batch_norm"}
-        plan = None
+        plan = packed = None
         if backends.current.NAME == "cpp":
-            plan = backends.core_module().SequencePlan(str(dtype), _sequence.op_tuples(ops), "mse", "mean", 0.0)
+            core = backends.core_module()
+            plan = core.SequencePlan(str(dtype), _sequence.op_tuples(ops), "mse", "mean", 0.0)
+            packed = [core.PackedWeight(params[2 * i]) if op.kind == "linear" else None for i, op in enumerate(ops)]
         with self._lock:
-            self._snapshot = _Snapshot(ops, dtype, params, None, plan, _sequence.eval_extras(ops, buffers),
+            self._snapshot = _Snapshot(ops, dtype, params, None, plan, packed, _sequence.eval_extras(ops, buffers),
                                        backends.current.NAME)
         return self
 
     def _call_ops(self, x) -> np.ndarray:
-        ops, dtype, params, _, plan, extras, backend = self._snapshot
+        ops, dtype, params, _, plan, packed, extras, backend = self._snapshot
         x = _as_input(x, dtype, ops[0].width_in)
         if x.ndim != 2 and any(op.kind == "batch_norm" for op in ops):
             raise ValueError(f"Predictor: a model with BatchNorm1d takes x of shape (batch, {ops[0].width_in}) "
@@ -123,7 +126,7 @@ class Predictor:
         rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
         if plan is not None and backends.current.NAME == backend:
             out = np.empty((rows.shape[0], ops[-1].width_out), dtype)
-            plan.forward(rows, params, extras, out)
+            plan.forward(rows, params, extras, out, packed)
         else:
             out = _sequence.python_forward(ops, params, extras, rows, False)[0]
         return out.reshape(x.shape[:-1] + (ops[-1].width_out,))
@@ -144,7 +147,7 @@ class Predictor:
         return self._snapshot.chain[-1].linear.out_features
 
     def __call__(self, x) -> np.ndarray:
-        layers, dtype, params, bound, _, _, _ = self._snapshot
+        layers, dtype, params, bound, _, _, _, _ = self._snapshot
         # The common call, an array of the model's dtype on the cpp backend:
         # straight to the plan with its bound weights (it checks x's shape).
         if bound is not None and x.__class__ is np.ndarray and x.dtype == dtype and backends.current.NAME == "cpp":
