@@ -231,6 +231,8 @@ CHAINS = {
                                   nn.Dropout(0.3), nn.Linear(40, 3, dtype=d)],
     "bn_gelu_dropout": lambda d: [nn.Linear(9, 33, dtype=d), nn.BatchNorm1d(33, affine=False, dtype=d), nn.GELU(),
                                   nn.Dropout(0.5), nn.Linear(33, 3, dtype=d)],
+    "bn_batch_stats_relu": lambda d: [nn.Linear(9, 24, dtype=d), nn.BatchNorm1d(24, track_running_stats=False, dtype=d),
+                                      nn.ReLU(), nn.Linear(24, 3, dtype=d)],
     "bn_tanh": lambda d: [nn.Linear(9, 64, dtype=d), nn.BatchNorm1d(64, momentum=None, dtype=d), nn.Tanh(),
                           nn.Linear(64, 3, dtype=d)],
     "ln_silu_dropout": lambda d: [nn.Linear(9, 17, dtype=d), nn.LayerNorm(17, dtype=d), nn.SiLU(), nn.Dropout(0.2),

@@ -5,18 +5,28 @@
 #include "gemm/gemm.h"
 
 namespace fusedprop::layers {
+namespace {
 
 template <class T>
-void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
-                    T negative_slope, MatrixRef<T> y, MatrixRef<T> z, int max_threads,
-                    const gemm::PackedB<T>* packed_wt) {
-    assert(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows);
+gemm::Epilogue<T> epilogue(const T* bias, index_t bias_stride, math::Activation act, T negative_slope,
+                           MatrixRef<T> z) {
     gemm::Epilogue<T> ep;
     ep.activation = act;
     ep.negative_slope = negative_slope;
     ep.bias = bias;
     ep.bias_stride = bias_stride;
     ep.z = z;
+    return ep;
+}
+
+}  // namespace
+
+template <class T>
+void linear_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T* bias, index_t bias_stride, math::Activation act,
+                    T negative_slope, MatrixRef<T> y, MatrixRef<T> z, int max_threads,
+                    const gemm::PackedB<T>* packed_wt) {
+    assert(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows);
+    const gemm::Epilogue<T> ep = epilogue(bias, bias_stride, act, negative_slope, z);
     // Z = x (M x K) * W^T (K x N): W^T is W seen through swapped strides.
     gemm::gemm<T>(x, w.transposed(), y, ep, max_threads, packed_wt);
 }
@@ -34,11 +44,7 @@ void linear_dropout_forward(MatrixRef<const T> x, MatrixRef<const T> w, const T*
         for (index_t i = i0; i < i1; ++i) dropout_apply_range<T>(y.data, d, i * n + j0, i * n + j1, p, key);
     };
     const runtime::FunctionRef<void(index_t, index_t, index_t, index_t)> on_block(drop);
-    gemm::Epilogue<T> ep;
-    ep.activation = act;
-    ep.negative_slope = negative_slope;
-    ep.bias = bias;
-    ep.z = z;
+    gemm::Epilogue<T> ep = epilogue(bias, 1, act, negative_slope, z);
     ep.on_block = &on_block;
     gemm::gemm<T>(x, w.transposed(), y, ep, max_threads);
 }

@@ -84,18 +84,34 @@ MatrixRef<T> SequencePlan<T>::output(std::size_t l, index_t batch) const {
 }
 
 template <class T>
+MatrixRef<const T> SequencePlan<T>::weight(std::size_t l, const OpTensors<T>& p) const {
+    return rows_of<const T>(p.weight, ops_[l].out_features, ops_[l].in_features);
+}
+
+// Where a Linear whose activation's backward reads Z keeps it; else empty.
+template <class T>
+MatrixRef<T> SequencePlan<T>::preactivation(std::size_t l, index_t batch) const {
+    if (math::saved_for(ops_[l].activation) != math::Saved::preactivation) return {};
+    return rows_of(saved_[l].data(), batch, ops_[l].out_features);
+}
+
+// BatchNorm's running statistics from the batch's (mean | invstd | var_unbiased).
+template <class T>
+void SequencePlan<T>::update_running(const OpTensors<T>& p, const T* stats, index_t n, index_t m) const {
+    if (p.running_mean != nullptr && m > 0)
+        layers::batch_norm_update_running<T>(p.running_mean, p.running_var, stats, stats + 2 * n, n, p.momentum);
+}
+
+template <class T>
 void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p, MatrixRef<T> out,
                                  bool training) {
     const OpShape& op = ops_[l];
     const index_t m = in.rows, n = op.out_features;
     switch (op.kind) {
-        case OpKind::linear: {
-            const bool save = training && math::saved_for(op.activation) == math::Saved::preactivation;
-            layers::linear_forward<T>(in, rows_of<const T>(p.weight, op.out_features, op.in_features), p.bias, 1,
-                                      op.activation, static_cast<T>(op.negative_slope), out,
-                                      save ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{}, 0, p.packed_wt);
+        case OpKind::linear:
+            layers::linear_forward<T>(in, weight(l, p), p.bias, 1, op.activation, static_cast<T>(op.negative_slope),
+                                      out, training ? preactivation(l, m) : MatrixRef<T>{}, 0, p.packed_wt);
             break;
-        }
         case OpKind::batch_norm: {
             if (!training && !op.batch_stats_in_eval) {
                 layers::batch_norm_forward_eval<T>(in.data, m, n, op.eps, p.running_mean, p.running_var, p.weight,
@@ -105,9 +121,7 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
             T* mean = saved_[l].data();
             layers::batch_norm_forward_train<T>(in.data, m, n, op.eps, p.weight, p.bias, out.data, mean, mean + n,
                                                 mean + 2 * n);
-            if (training && p.running_mean != nullptr && m > 0)
-                layers::batch_norm_update_running<T>(p.running_mean, p.running_var, mean, mean + 2 * n, n,
-                                                     p.momentum);
+            if (training) update_running(p, mean, n, m);
             break;
         }
         case OpKind::layer_norm: {
@@ -123,6 +137,41 @@ void SequencePlan<T>::forward_op(std::size_t l, MatrixRef<const T> in, const OpT
             else std::memcpy(out.data, in.data, sizeof(T) * static_cast<std::size_t>(m * n));
             break;
     }
+}
+
+// Stage 1 of a walk from norm op l (elementwise_chain.h). BatchNorm: the
+// affine of its batch statistics (computed here into saved_, the running
+// ones updated in training) or, in eval, of its running statistics.
+// LayerNorm: its per-row statistics go to saved_.
+template <class T>
+layers::ChainForward<T> SequencePlan<T>::norm_stage(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p,
+                                                    bool training) {
+    using Chain = layers::ChainForward<T>;
+    const OpShape& op = ops_[l];
+    const index_t m = in.rows, n = op.out_features;
+    Chain chain;
+    if (op.kind == OpKind::layer_norm) {
+        chain.norm = Chain::Norm::layer_norm;
+        chain.eps = op.eps;
+        chain.gamma = p.weight;
+        chain.beta = p.bias;
+        chain.mean = saved_[l].data();
+        chain.rstd = chain.mean + m;
+        return chain;
+    }
+    T* a = scratch_.data();  // 2n: the affine's a and c
+    if (training || op.batch_stats_in_eval) {
+        T* stats = saved_[l].data();
+        layers::batch_norm_stats<T>(in.data, m, n, op.eps, stats, stats + n, stats + 2 * n);
+        if (training) update_running(p, stats, n, m);
+        layers::batch_norm_scale_shift<T>(stats, stats + n, p.weight, p.bias, n, a, a + n);
+    } else {
+        layers::batch_norm_eval_scale_shift<T>(p.running_mean, p.running_var, op.eps, p.weight, p.bias, n, a, a + n);
+    }
+    chain.norm = Chain::Norm::affine;
+    chain.scale = a;
+    chain.shift = a + n;
+    return chain;
 }
 
 // The training forward of the run of ops from l (run_[l] of them), reading
@@ -149,40 +198,16 @@ std::size_t SequencePlan<T>::forward_run(std::size_t l, MatrixRef<const T> in,
         // The Linear's own output is kept only for an activation whose
         // backward reads it; else the dropout runs in place in its output.
         const bool keep_y = math::saved_for(first.activation) == math::Saved::output;
-        const bool save_z = math::saved_for(first.activation) == math::Saved::preactivation;
-        const OpTensors<T>& p = params[l];
         T* d = output(l + 1, m).data;
-        layers::linear_dropout_forward<T>(in, rows_of<const T>(p.weight, n, first.in_features), p.bias,
-                                          first.activation, static_cast<T>(first.negative_slope),
-                                          keep_y ? output(l, m) : rows_of(d, m, n),
-                                          save_z ? rows_of(saved_[l].data(), m, n) : MatrixRef<T>{}, ops_[l + 1].p,
-                                          params[l + 1].key, d);
+        layers::linear_dropout_forward<T>(in, weight(l, params[l]), params[l].bias, first.activation,
+                                          static_cast<T>(first.negative_slope), keep_y ? output(l, m) : rows_of(d, m, n),
+                                          preactivation(l, m), ops_[l + 1].p, params[l + 1].key, d);
         return 2;
     }
-    using Chain = layers::ChainForward<T>;
-    Chain chain;
+    layers::ChainForward<T> chain;
     std::size_t at = l;  // the activation's op
-    if (first.kind == OpKind::batch_norm) {
-        const OpTensors<T>& p = params[l];
-        T* mean = saved_[l].data();
-        layers::batch_norm_stats<T>(in.data, m, n, first.eps, mean, mean + n, mean + 2 * n);
-        if (p.running_mean != nullptr && m > 0)
-            layers::batch_norm_update_running<T>(p.running_mean, p.running_var, mean, mean + 2 * n, n, p.momentum);
-        T* scale = scratch_.data();  // 2n: the affine's a and c
-        layers::batch_norm_scale_shift<T>(mean, mean + n, p.weight, p.bias, n, scale, scale + n);
-        chain.norm = Chain::Norm::affine;
-        chain.scale = scale;
-        chain.shift = scale + n;
-    } else if (first.kind == OpKind::layer_norm) {
-        const OpTensors<T>& p = params[l];
-        chain.norm = Chain::Norm::layer_norm;
-        chain.eps = first.eps;
-        chain.gamma = p.weight;
-        chain.beta = p.bias;
-        chain.mean = saved_[l].data();
-        chain.rstd = chain.mean + m;
-    }
-    if (chain.norm != Chain::Norm::none) {
+    if (first.kind == OpKind::batch_norm || first.kind == OpKind::layer_norm) {
+        chain = norm_stage(l, in, params[l], true);
         ++at;
         if (math::saved_for(ops_[at].activation) == math::Saved::preactivation) chain.y = output(l, m).data;
     }
@@ -209,11 +234,11 @@ void SequencePlan<T>::backward_op(std::size_t l, MatrixRef<const T> in, MatrixRe
             MatrixRef<const T> saved{};
             switch (math::saved_for(op.activation)) {
                 case math::Saved::output: saved = output(l, m); break;
-                case math::Saved::preactivation: saved = rows_of<const T>(saved_[l].data(), m, n); break;
+                case math::Saved::preactivation: saved = preactivation(l, m); break;
                 case math::Saved::nothing: break;
             }
-            layers::linear_backward<T>(grad_y, in, rows_of<const T>(p.weight, op.out_features, op.in_features), saved,
-                                       op.activation, static_cast<T>(op.negative_slope), grad_x,
+            layers::linear_backward<T>(grad_y, in, weight(l, p), saved, op.activation,
+                                       static_cast<T>(op.negative_slope), grad_x,
                                        rows_of(p.weight_grad, op.out_features, op.in_features),
                                        p.bias_grad != nullptr ? p.bias_grad : scratch_.data());
             break;
@@ -280,38 +305,18 @@ double SequencePlan<T>::forward_backward(MatrixRef<const T> x, const Target<T>& 
     return loss;
 }
 
-// The eval forward of a norm and the activation after it as one walk (a
-// BatchNorm on its running statistics: on batch statistics it stays alone),
-// into y: the bits of the two ops alone. False: not such a pair.
+// The eval forward of a norm and the activation after it as one walk, into
+// y: the bits of the two ops alone. False: not such a pair.
 template <class T>
 bool SequencePlan<T>::forward_norm_act_eval(std::size_t l, MatrixRef<const T> in,
                                             const std::vector<OpTensors<T>>& params, MatrixRef<T> y) {
-    const OpShape& norm = ops_[l];
-    if (run_[l] < 2 || (norm.kind != OpKind::batch_norm && norm.kind != OpKind::layer_norm) ||
-        (norm.kind == OpKind::batch_norm && norm.batch_stats_in_eval))
-        return false;
-    const index_t m = in.rows, n = norm.out_features;
-    const OpTensors<T>& p = params[l];
-    using Chain = layers::ChainForward<T>;
-    Chain chain;
-    if (norm.kind == OpKind::batch_norm) {
-        T* a = scratch_.data();  // 2n: the affine's a and c
-        layers::batch_norm_eval_scale_shift<T>(p.running_mean, p.running_var, norm.eps, p.weight, p.bias, n, a, a + n);
-        chain.norm = Chain::Norm::affine;
-        chain.scale = a;
-        chain.shift = a + n;
-    } else {
-        chain.norm = Chain::Norm::layer_norm;
-        chain.eps = norm.eps;
-        chain.gamma = p.weight;
-        chain.beta = p.bias;
-        chain.mean = scratch_.data();  // 2m: per row, unused after
-        chain.rstd = chain.mean + m;
-    }
+    const OpKind kind = ops_[l].kind;
+    if (run_[l] < 2 || (kind != OpKind::batch_norm && kind != OpKind::layer_norm)) return false;
+    layers::ChainForward<T> chain = norm_stage(l, in, params[l], false);
     chain.act = ops_[l + 1].activation;
     chain.slope = static_cast<T>(ops_[l + 1].negative_slope);
     chain.a = y.data;
-    layers::chain_forward<T>(in.data, m, n, chain);
+    layers::chain_forward<T>(in.data, in.rows, ops_[l].out_features, chain);
     return true;
 }
 

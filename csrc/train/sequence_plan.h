@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "layers/dropout.h"
+#include "layers/elementwise_chain.h"
 #include "math/activation.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/matrix_ref.h"
@@ -85,6 +86,10 @@ private:
     void forward_op(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p, MatrixRef<T> out, bool training);
     void backward_op(std::size_t l, MatrixRef<const T> in, MatrixRef<const T> grad_y, const OpTensors<T>& p,
                      MatrixRef<T> grad_x);
+    MatrixRef<const T> weight(std::size_t l, const OpTensors<T>& p) const;
+    MatrixRef<T> preactivation(std::size_t l, index_t batch) const;
+    void update_running(const OpTensors<T>& p, const T* stats, index_t n, index_t m) const;
+    layers::ChainForward<T> norm_stage(std::size_t l, MatrixRef<const T> in, const OpTensors<T>& p, bool training);
     std::size_t forward_run(std::size_t l, MatrixRef<const T> in, const std::vector<OpTensors<T>>& params);
     bool forward_norm_act_eval(std::size_t l, MatrixRef<const T> in, const std::vector<OpTensors<T>>& params,
                                MatrixRef<T> y);
@@ -101,7 +106,7 @@ private:
     std::vector<runtime::AlignedBuffer<T>> outputs_;   // X_{l+1}
     std::vector<runtime::AlignedBuffer<T>> saved_;     // linear: Z where needed; norms: mean | invstd | var
     runtime::AlignedBuffer<T> grad_in_, grad_out_;
-    runtime::AlignedBuffer<T> scratch_;                // db of a Linear without bias; eval copies
+    runtime::AlignedBuffer<T> scratch_;  // db of a Linear without bias; BatchNorm's a and c; LayerNorm's eval statistics
 };
 
 extern template class SequencePlan<float>;
