@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -235,6 +237,41 @@ def test_optimizer_updates_give_the_same_bits_on_every_isa(cpp_only, rng, dtype)
             got = run(isa, n, arrays)
             for k, (a, b) in enumerate(zip(got, want)):
                 assert a.tobytes() == b.tobytes(), f"{isa}, n={n}, array {k}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_of_squares_matches_fsum_with_the_same_bits_on_every_isa(cpp_only, rng, dtype):
+    """The sum of squares behind scikit-learn's L2 loss term (update_loops.h,
+    16 partial sums): within a few ulps of an exactly rounded sum (math.fsum of
+    the float64 squares, which are exact for float32), bitwise equal on every
+    ISA at every length around the partials' width, and inf or nan where the
+    data hold them."""
+    core = fp.backends.core_module()
+    isas = _optim_isas(core)
+    try:
+        for n in (0, 1, 2, 15, 16, 17, 31, 32, 33, 47, 1000, 4099, 85_000):
+            a = (rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3], n)).astype(dtype)
+            squares = a.astype(np.float64) ** 2
+            exact = math.fsum(squares.tolist())
+            got = {}
+            for isa in isas:
+                core._set_optim_isa(isa)
+                got[isa] = core._sum_of_squares(a)
+            assert len({v.hex() for v in got.values()}) == 1, (n, got)
+            assert got["reference"] == pytest.approx(exact, rel=1e-14, abs=0.0), n
+        for special, want in ((np.inf, np.inf), (np.nan, None)):
+            a = rng.standard_normal(37).astype(dtype)
+            a[20] = special
+            for isa in isas:
+                core._set_optim_isa(isa)
+                s = core._sum_of_squares(a)
+                assert (np.isnan(s) if want is None else s == want), (isa, special, s)
+    finally:
+        core._set_optim_isa("auto")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        core._sum_of_squares(np.ones(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        core._sum_of_squares(np.ones((4, 4), dtype=dtype)[:, ::2])
 
 
 def test_set_optim_isa_rejects_unknown_names(cpp_only):

@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "optim/sum_of_squares.h"
 #include "optim/update_kernels.h"
 
 namespace py = pybind11;
@@ -148,6 +149,17 @@ void register_optim(py::module_& m) {
         },
         py::arg("name"), "Private (tests): 'auto', 'avx512', 'avx2' or 'reference' for the optimizer updates.");
     m.def("_optim_isa", &optim::optim_isa, "Private: the ISA the optimizer updates use now.");
+    m.def(
+        "_sum_of_squares",
+        [](const py::object& a_obj) {
+            py::array a = as_array("_sum_of_squares", "a", a_obj);
+            const DType dt = check_param("_sum_of_squares", a);
+            const auto n = static_cast<std::size_t>(a.size());
+            py::gil_scoped_release release;
+            return dt == DType::f32 ? optim::sum_of_squares<float>(ptr<float>(a), n)
+                                    : optim::sum_of_squares<double>(ptr<double>(a), n);
+        },
+        py::arg("a"), "Private (tests): the sum of squares of a contiguous float array, in double.");
 }
 
 }  // namespace fusedprop::bindings

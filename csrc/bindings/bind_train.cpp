@@ -19,6 +19,7 @@
 #include "layer_shapes.h"
 #include "param_updates.h"
 #include "step_args.h"
+#include "optim/sum_of_squares.h"
 #include "train/train_step.h"
 
 namespace py = pybind11;
@@ -30,23 +31,6 @@ using train::LayerShape;
 using train::LossKind;
 using train::LossShape;
 using train::Reduction;
-
-// In double whatever T; four partial sums, so that the compiler may keep
-// them in vector registers without reassociating one sum.
-template <class T>
-double sum_of_squares(const T* a, std::size_t n) noexcept {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const double a0 = a[i], a1 = a[i + 1], a2 = a[i + 2], a3 = a[i + 3];
-        s0 += a0 * a0;
-        s1 += a1 * a1;
-        s2 += a2 * a2;
-        s3 += a3 * a3;
-    }
-    for (; i < n; ++i) s0 += static_cast<double>(a[i]) * static_cast<double>(a[i]);
-    return (s0 + s1) + (s2 + s3);
-}
 
 class TrainPlan {
 public:
@@ -131,7 +115,7 @@ private:
             double total = 0.0;
             for (std::size_t l = 0; l < tensors.size(); ++l) {
                 const auto& shape = plan.layers()[l];
-                total += sum_of_squares(tensors[l].weight,
+                total += optim::sum_of_squares(tensors[l].weight,
                                         static_cast<std::size_t>(shape.out_features * shape.in_features));
             }
             *weight_sq = total;

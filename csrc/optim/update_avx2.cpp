@@ -7,7 +7,7 @@ namespace fusedprop::optim::detail {
 
 template <class T>
 UpdateKernels<T> avx2_update_kernels() {
-    return {&sgd_update<T>, &adam_update<T>};
+    return {&sgd_update<T>, &adam_update<T>, &sum_of_squares<T>};
 }
 
 template UpdateKernels<float> avx2_update_kernels<float>();

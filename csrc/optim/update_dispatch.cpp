@@ -2,6 +2,7 @@
 #include <atomic>
 #include <stdexcept>
 
+#include "optim/sum_of_squares.h"
 #include "optim/update_kernels.h"
 #include "runtime/cpu_features.h"
 
@@ -30,7 +31,7 @@ detail::UpdateKernels<T> kernels_for(Isa isa) {
 #ifdef FUSEDPROP_HAVE_AVX2
         case Isa::avx2: return detail::avx2_update_kernels<T>();
 #endif
-        default: return {&detail::sgd_update<T>, &detail::adam_update<T>};
+        default: return {&detail::sgd_update<T>, &detail::adam_update<T>, &detail::sum_of_squares<T>};
     }
 }
 
@@ -54,6 +55,13 @@ template const UpdateKernels<float>& update_kernels<float>();
 template const UpdateKernels<double>& update_kernels<double>();
 
 }  // namespace detail
+
+template <class T>
+double sum_of_squares(const T* a, std::size_t n) noexcept {
+    return detail::update_kernels<T>().sum_of_squares(a, n);
+}
+template double sum_of_squares<float>(const float*, std::size_t) noexcept;
+template double sum_of_squares<double>(const double*, std::size_t) noexcept;
 
 std::string optim_isa() {
     switch (current_isa()) {

@@ -19,6 +19,7 @@ struct UpdateKernels {
                 bool nesterov) noexcept;
     void (*adam)(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, const AdamScalars& s,
                  int decay_kind) noexcept;
+    double (*sum_of_squares)(const T* a, std::size_t n) noexcept;
 };
 
 template <class T>
