@@ -116,7 +116,7 @@ private:
             for (std::size_t l = 0; l < tensors.size(); ++l) {
                 const auto& shape = plan.layers()[l];
                 total += optim::sum_of_squares(tensors[l].weight,
-                                        static_cast<std::size_t>(shape.out_features * shape.in_features));
+                                               static_cast<std::size_t>(shape.out_features * shape.in_features));
             }
             *weight_sq = total;
         }
