@@ -1,7 +1,7 @@
-// The element loops of the optimizer updates (and the sum of squares of a
-// parameter), written once and compiled
-// three times: baseline (sgd.cpp, adam.cpp), AVX2 and AVX-512
-// (update_avx2.cpp, update_avx512.cpp), picked at run time (update_kernels.h).
+// The element loops of the optimizer updates and the sum of squares of a
+// parameter, written once and compiled three times: baseline (sgd.cpp,
+// adam.cpp, update_dispatch.cpp), AVX2 and AVX-512 (update_avx2.cpp,
+// update_avx512.cpp), picked at run time (update_kernels.h).
 //
 // Every ISA gives the same bits: the loops use only +, -, *, /, sqrt and
 // compares, each correctly rounded whatever the vector width, in the same
