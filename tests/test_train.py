@@ -92,6 +92,53 @@ def test_compiled_step_reports_the_weights_sum_of_squares_before_its_update(rng,
             step._compiled_step(x, y, np.zeros(2))
 
 
+def _activation_isas() -> list:
+    core = fp.backends.core_module()
+    if core is None:
+        return []
+    features = core.cpu_features()
+    return ["reference"] + (["avx2"] if features["avx2"] and features["fma"] else [])
+
+
+@pytest.mark.parametrize("act_isa", _activation_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("smoothing, reduction", [(0.0, "mean"), (0.1, "mean"), (0.2, "sum")])
+def test_compiled_cross_entropy_matches_the_float64_reference_on_wide_logits(rng, act_isa, dtype, smoothing,
+                                                                             reduction):
+    # The compiled loss takes its exps from the activation kernels (vectorised on AVX2). Logits spread
+    # over about +-150 drive exp(z - max) to underflow; class counts around the vector widths (8 lanes
+    # f32, 4 f64, two vectors a step) and batches of 1-33 reach every tail. With x the identity the
+    # layer's output is W^T and W.grad is dZ^T, both exactly, so the loss kernel is seen alone.
+    core = fp.backends.core_module()
+    core._set_activation_isa(act_isa)
+    try:
+        for classes in (1, 3, 4, 5, 8, 9, 16, 17):
+            for n in (1, 7, 33):
+                logits = (rng.standard_normal((n, classes)) * 50).astype(dtype)
+                y = rng.integers(0, classes, n)
+                layer = nn.Linear(n, classes, bias=False, dtype=dtype)
+                layer.weight.data[...] = logits.T
+                step = fp.TrainStep(nn.Sequential(layer), nn.CrossEntropyLoss(reduction=reduction,
+                                                                              label_smoothing=smoothing),
+                                    optim.SGD(layer.parameters(), lr=0.0))
+                with fp.use_backend("cpp"):
+                    loss = step(np.eye(n, dtype=dtype), y)
+
+                z = logits.astype(np.float64)
+                log_p = z - (np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1))[:, None]
+                target = np.full((n, classes), smoothing / classes)
+                target[np.arange(n), y] += 1 - smoothing
+                scale = 1.0 / n if reduction == "mean" else 1.0
+                tol = {"rtol": 1e-12, "atol": 1e-14} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-7}
+                where = f"{classes} classes, batch {n}"
+                np.testing.assert_allclose(loss, -(target * log_p).sum() * scale, err_msg=where,
+                                           **(tol if dtype == np.float64 else {"rtol": 1e-6, "atol": 1e-5}))
+                np.testing.assert_allclose(layer.weight.grad.T, (np.exp(log_p) - target) * scale, err_msg=where,
+                                           **tol)
+    finally:
+        core._set_activation_isa("auto")
+
+
 def test_eager_and_compiled_steps_can_alternate(backend, rng):
     a, b = _model(np.float64), _model(np.float64)
     crit = nn.CrossEntropyLoss()

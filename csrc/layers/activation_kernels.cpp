@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -69,11 +70,16 @@ void ref_backward(math::Activation a, T slope, const T* gy, const T* saved, T* g
         for (index_t k = 0; k < n; ++k) colsum[k] += gz[k];
 }
 
+template <class T>
+void ref_exp(T* x, index_t n) {
+    for (index_t k = 0; k < n; ++k) x[k] = std::exp(x[k]);
+}
+
 }  // namespace
 
 template <class T>
 ActivationRowKernels<T> reference_row_kernels() {
-    return {&ref_forward<T>, &ref_backward<T>};
+    return {&ref_forward<T>, &ref_backward<T>, &ref_exp<T>};
 }
 template ActivationRowKernels<float> reference_row_kernels<float>();
 template ActivationRowKernels<double> reference_row_kernels<double>();
@@ -293,12 +299,20 @@ void activation_backward(math::Activation a, T slope, MatrixRef<const T> gy, Mat
     }
 }
 
+template <class T>
+void exp_in_place(T* x, index_t n) {
+    row_kernels<T>().exp(x, n);
+}
+
 template void activation_forward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<float>);
 template void activation_forward<double>(math::Activation, double, MatrixRef<const double>, MatrixRef<double>);
 template void activation_backward<float>(math::Activation, float, MatrixRef<const float>, MatrixRef<const float>,
                                          MatrixRef<float>, float*);
 template void activation_backward<double>(math::Activation, double, MatrixRef<const double>, MatrixRef<const double>,
                                           MatrixRef<double>, double*);
+
+template void exp_in_place<float>(float*, index_t);
+template void exp_in_place<double>(double*, index_t);
 
 std::string activation_isa() { return current_isa() == Isa::avx2 ? "avx2" : "reference"; }
 

@@ -46,6 +46,15 @@ extern template void activation_backward<float>(math::Activation, float, MatrixR
 extern template void activation_backward<double>(math::Activation, double, MatrixRef<const double>,
                                                  MatrixRef<const double>, MatrixRef<double>, double*);
 
+// x[k] = e^x[k] for k < n, in place, on the calling thread (the softmax of
+// the cross-entropy loss): activation_avx2.h's exp (a few ulps) where the
+// kernels above run AVX2, std::exp otherwise.
+template <class T>
+void exp_in_place(T* x, index_t n);
+
+extern template void exp_in_place<float>(float*, index_t);
+extern template void exp_in_place<double>(double*, index_t);
+
 // Which implementation the kernels above use: "avx2" or "reference".
 std::string activation_isa();
 // "auto" (what the CPU supports, unless FUSEDPROP_ISA=reference), "avx2" or

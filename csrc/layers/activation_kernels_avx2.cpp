@@ -100,6 +100,26 @@ void backward_loop(T slope, const T* gy, const T* saved, T* gz, index_t n, T* co
 }
 
 template <class T>
+void exp_loop(T* x, index_t n) {
+    using v = V<T>;
+    constexpr index_t w = v::width;
+    index_t k = 0;
+    for (; k + 2 * w <= n; k += 2 * w) {
+        const typename v::reg e0 = math::avx2::exp(v::load(x + k)), e1 = math::avx2::exp(v::load(x + k + w));
+        v::store(x + k, e0);
+        v::store(x + k + w, e1);
+    }
+    for (; k < n; k += w) {
+        if (n - k >= w) {
+            v::store(x + k, math::avx2::exp(v::load(x + k)));
+        } else {
+            const __m256i m = v::mask(n - k);
+            v::store(x + k, m, math::avx2::exp(v::load(x + k, m)));
+        }
+    }
+}
+
+template <class T>
 void forward(math::Activation a, T slope, const T* x, T* y, index_t n) {
     switch (a) {
         case math::Activation::identity: forward_loop<T, math::Activation::identity>(slope, x, y, n); break;
@@ -131,7 +151,7 @@ void backward(math::Activation a, T slope, const T* gy, const T* saved, T* gz, i
 
 template <class T>
 ActivationRowKernels<T> avx2_row_kernels() {
-    return {&forward<T>, &backward<T>};
+    return {&forward<T>, &backward<T>, &exp_loop<T>};
 }
 template ActivationRowKernels<float> avx2_row_kernels<float>();
 template ActivationRowKernels<double> avx2_row_kernels<double>();

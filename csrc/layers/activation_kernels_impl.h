@@ -14,6 +14,8 @@ struct ActivationRowKernels {
     // gz[k] = gy[k] * act'(saved[k]) (selects for relu/leaky_relu; saved
     // unused for identity); then, if colsum != nullptr, colsum[k] += gz[k].
     void (*backward)(math::Activation a, T negative_slope, const T* gy, const T* saved, T* gz, index_t n, T* colsum);
+    // x[k] = e^x[k] for k < n, in place.
+    void (*exp)(T* x, index_t n);
 };
 
 template <class T>

@@ -427,6 +427,9 @@ inline SigmoidPair256d gelu_tanh_sigmoid(__m256d z) {
 
 // ============================================================== the contract
 
+// e^x lane by lane (the softmax of the cross-entropy loss uses it alone).
+using detail::exp;
+
 template <Activation A>
 inline __m256 forward(__m256 z, float negative_slope) {
     using namespace detail;
