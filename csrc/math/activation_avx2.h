@@ -4,6 +4,7 @@
 // Contract (the GEMM epilogue and the elementwise kernels rely on it):
 //   forward<A>(z, slope)     -> act(z) lane by lane, for __m256 and __m256d
 //   derivative<A>(s, slope)  -> act'(.) from what saved_for(A) keeps (Y or Z)
+//   exp(x)                   -> e^x (the cross-entropy loss's softmax)
 // Results match math::scalar within a few ulps, NaN and ±Inf as in PyTorch.
 //
 // How the transcendental parts are built (the detail:: section below):
