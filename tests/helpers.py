@@ -1,4 +1,5 @@
-"""Array builders shared by the tests: layouts a user can hand over."""
+"""Shared by the tests: array builders (layouts a user can hand over), error
+comparison, the ISAs the compiled kernels can run here."""
 
 from __future__ import annotations
 
@@ -60,3 +61,15 @@ def run_in_threads(n: int, work) -> None:
     for t in pool:
         t.join()
     assert not errors, errors
+
+
+def activation_isas() -> list:
+    """The ISAs the compiled activation kernels run on this CPU: "reference",
+    and "avx2" with AVX2 and FMA; none without the compiled core."""
+    import fusedprop as fp
+
+    core = fp.backends.core_module()
+    if core is None:
+        return []
+    features = core.cpu_features()
+    return ["reference"] + (["avx2"] if features["avx2"] and features["fma"] else [])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fusedprop.backends import numpy_backend as ref
+from helpers import activation_isas
 
 _core = pytest.importorskip("fusedprop._core")
 
@@ -27,15 +28,7 @@ DTYPES = (np.float32, np.float64)
 SLOPE = 0.01
 
 
-def _isas():
-    out = ["reference"]
-    f = _core.cpu_features()
-    if f["avx2"] and f["fma"]:
-        out.append("avx2")
-    return out
-
-
-@pytest.fixture(params=_isas())
+@pytest.fixture(params=activation_isas())
 def isa(request):
     _core._set_activation_isa(request.param)
     yield request.param
@@ -44,7 +37,7 @@ def isa(request):
 
 @pytest.fixture
 def avx2():
-    if "avx2" not in _isas():
+    if "avx2" not in activation_isas():
         pytest.skip("no AVX2+FMA on this CPU")
     _core._set_activation_isa("avx2")
     yield
@@ -392,7 +385,7 @@ def test_isa_switch_and_env_override():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_isas_agree(dtype):
-    if "avx2" not in _isas():
+    if "avx2" not in activation_isas():
         pytest.skip("no AVX2")
     x = (np.random.default_rng(5).standard_normal(4099) * 3).astype(dtype)
     res = {}

@@ -234,7 +234,9 @@ void ukernel_avx512(const UkernelArgs<T>& p) {
         // loads for 12 FMAs in the 12 x 16 row-major-A kernel. Made opaque
         // here (an empty asm that "changes" them), the pointers and strides
         // are used as they are: a base, a stride register and a displacement
-        // per address. 1024 x 128 by 128 x 16, f32: 1.3x.
+        // per address. 1024 x 128 by 128 x 16, f32: 1.3x. The stride that is
+        // 1 (k for row-major A, rows for direct A) stays visible, so that it
+        // becomes the displacement.
         if constexpr (Op == Operands::row_major_a)
             asm("" : "+r"(a), "+r"(rs_a), "+r"(b), "+r"(ldb));
         else if constexpr (Op == Operands::direct)
